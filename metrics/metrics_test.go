@@ -5,11 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/platform"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -153,4 +156,44 @@ func BenchmarkCounterVecWith(b *testing.B) {
 			v.With("/items", "2xx").Inc()
 		}
 	})
+}
+
+func TestContainerCollectorReadsCgroupV2(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("proc/self/cgroup", "0::/\n")
+	write("sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+	write("sys/fs/cgroup/memory.max", "536870912\n")
+	write("sys/fs/cgroup/memory.high", "max\n")
+	write("sys/fs/cgroup/memory.current", "1048576\n")
+	write("sys/fs/cgroup/cpu.max", "150000 100000\n")
+	r := metrics.New(metrics.Config{Namespace: "c", Platform: platform.Detector{Root: root, Getenv: func(string) string { return "" }}})
+	body := scrape(t, r.Handler())
+	for _, want := range []string{
+		"keel_container_memory_limit_bytes 5.36870912e+08",
+		"keel_container_memory_usage_bytes 1.048576e+06",
+		"keel_container_cpu_quota_cores 1.5",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %q in exposition", want)
+		}
+	}
+	found := false
+	for _, d := range r.Manifest().Metrics {
+		if d.Name == "keel_container_memory_limit_bytes" && d.Unit == "bytes" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("container metrics not in the manifest")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/keel-go/keel/platform"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,9 +34,12 @@ type Config struct {
 	// metric accepts; later new sets fold into one overflow series.
 	// Default 1000; negative disables the cap.
 	CardinalityLimit int
-	// NoRuntimeCollectors leaves out the Go runtime, process and build
-	// info collectors (useful in tests that count series).
+	// NoRuntimeCollectors leaves out the Go runtime, process, container
+	// and build info collectors (useful in tests that count series).
 	NoRuntimeCollectors bool
+	// Platform reads the cgroup files for the container collector; the
+	// zero value reads the real machine.
+	Platform platform.Detector
 }
 
 // Opts names and describes one metric.
@@ -103,6 +107,7 @@ func New(cfg Config) *Registry {
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		)
+		_ = r.Register(newContainerCollector(cfg.Platform), containerDescriptors...)
 		registerBuildInfo(r)
 	}
 	return r
