@@ -1,0 +1,309 @@
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/keel-go/keel/transport"
+)
+
+// ErrUnframable is a record whose payload cannot be written as one NDJSON
+// line: it contains "\n", ends with "\r" (a reader would strip it), is
+// empty or whitespace only (a reader would skip it), or is longer than
+// Config.MaxLineBytes (a reader would dead-letter it). The sender refuses
+// such a record rather than escape it, so that what is written reads back
+// byte for byte.
+var ErrUnframable = errors.New("payload cannot be framed as one NDJSON line")
+
+// Sender appends records to an NDJSON file, one payload and "\n" per
+// record. It is a transport.Sender and is safe for concurrent use.
+//
+// Every Send and SendBatch writes through a buffer and flushes it to the
+// operating system before returning, so accepted records survive a crash
+// of the process. What survives a crash of the machine depends on
+// Config.Sync: see SyncPolicy. Close flushes and fsyncs whatever the
+// policy. Record keys, headers and timestamps are not written.
+//
+// One Sender per file: with several writers a line may interleave with
+// another writer's write.
+type Sender struct {
+	cfg Config
+	log *slog.Logger
+	m   *fileMetrics
+
+	mu     sync.Mutex
+	f      *os.File
+	w      *bufio.Writer
+	dirty  bool  // written since the last fsync
+	broken error // a write, flush or fsync failure; the sender stops
+	closed bool
+
+	stop   chan struct{}
+	done   chan struct{}
+	onSync func() // test hook: called with mu held after a background fsync
+}
+
+var _ transport.Sender = (*Sender)(nil)
+
+// NewSender validates cfg and opens Path for writing, creating it (and
+// fsyncing its directory, unless Sync is "none") if needed; with Append
+// false an existing file is truncated. With the "interval" policy it starts
+// a goroutine that Close stops.
+func NewSender(cfg Config) (*Sender, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	_, statErr := os.Stat(cfg.Path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	flags := os.O_WRONLY | os.O_CREATE
+	if cfg.appendMode() {
+		flags |= os.O_APPEND
+	} else {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(cfg.Path, flags, 0o644)
+	if err != nil {
+		return nil, transport.NewError(transport.ErrConnection, name, "open",
+			fmt.Errorf("open %s for writing: %w (check %s.path and that its directory exists and is writable)", cfg.Path, err, Section))
+	}
+	s := &Sender{
+		cfg: cfg,
+		log: cfg.Logger.With("transport", name, "path", cfg.Path),
+		m:   newFileMetrics(cfg.Metrics),
+		f:   f,
+		w:   bufio.NewWriterSize(f, cfg.WriteBufferBytes),
+	}
+	if created && cfg.Sync != SyncNone {
+		if err := syncDir(filepath.Dir(cfg.Path)); err != nil {
+			_ = f.Close()
+			return nil, transport.NewError(transport.ErrConnection, name, "open", err)
+		}
+		s.m.fsyncs.Inc()
+	}
+	if cfg.Sync == SyncOnInterval {
+		s.stop = make(chan struct{})
+		s.done = make(chan struct{})
+		go s.syncLoop()
+	}
+	return s, nil
+}
+
+// Name returns "file".
+func (s *Sender) Name() string { return name }
+
+// checkPayload says why p cannot be one NDJSON line, or returns nil.
+func (s *Sender) checkPayload(p []byte) error {
+	var why string
+	switch {
+	case isBlank(p):
+		why = "it is empty or whitespace only, which readers skip"
+	case len(p) > s.cfg.MaxLineBytes:
+		why = fmt.Sprintf("%d bytes is over %s.max_line_bytes %d", len(p), Section, s.cfg.MaxLineBytes)
+	case bytes.IndexByte(p, '\n') >= 0:
+		why = "it contains a newline; encode the record as single-line JSON"
+	case p[len(p)-1] == '\r':
+		why = "it ends with a carriage return, which readers strip"
+	default:
+		return nil
+	}
+	return transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
+}
+
+// Send writes one record. See SendBatch.
+func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
+	err := s.SendBatch(ctx, []transport.Record{rec})
+	var be *transport.BatchError
+	if errors.As(err, &be) && len(be.Failed) == 1 {
+		return be.Failed[0].Err
+	}
+	return err
+}
+
+// SendBatch writes the records in order, flushes them to the operating
+// system and, with the "every_write" policy, fsyncs the file before it
+// returns. Records that cannot be framed (ErrUnframable) are skipped and
+// listed in a *transport.BatchError (fatal: retrying will not help); the
+// others are written. A write, flush or fsync failure is a fatal
+// transport.ErrSend error, and the sender refuses further sends.
+func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("send")
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, "send", s.broken)
+	}
+	var (
+		be    *transport.BatchError
+		lines int
+		n     int64
+	)
+	for i := range records {
+		p := records[i].Payload
+		if err := s.checkPayload(p); err != nil {
+			if be == nil {
+				be = &transport.BatchError{}
+			}
+			be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: err})
+			continue
+		}
+		if _, err := s.w.Write(p); err != nil {
+			return s.fail("write", err)
+		}
+		if err := s.w.WriteByte('\n'); err != nil {
+			return s.fail("write", err)
+		}
+		lines++
+		n += int64(len(p)) + 1
+	}
+	if lines > 0 {
+		if err := s.w.Flush(); err != nil {
+			return s.fail("flush", err)
+		}
+		s.dirty = true
+		s.m.linesWritten.Add(float64(lines))
+		s.m.bytesWritten.Add(float64(n))
+		if s.cfg.Sync == SyncEveryWrite {
+			if err := s.sync(); err != nil {
+				return s.fail("fsync", err)
+			}
+		}
+	}
+	if be != nil {
+		s.m.rejected.Add(float64(len(be.Failed)))
+		return be
+	}
+	return nil
+}
+
+// fail marks the sender broken after an I/O error and returns it.
+func (s *Sender) fail(op string, err error) error {
+	err = fmt.Errorf("%s %s: %w", op, s.cfg.Path, err)
+	s.broken = err
+	s.log.Error("file sender failed; it refuses further sends", "error", err)
+	return transport.NewError(transport.ErrSend, name, op, err)
+}
+
+// sync fsyncs the file if it has unsynced writes. Call with mu held.
+func (s *Sender) sync() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return err
+	}
+	s.dirty = false
+	s.m.fsyncs.Inc()
+	return nil
+}
+
+// syncLoop fsyncs every SyncInterval while there are unsynced writes.
+func (s *Sender) syncLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			if s.broken == nil && !s.closed && s.dirty {
+				if err := s.sync(); err != nil {
+					_ = s.fail("fsync", err)
+				} else if s.onSync != nil {
+					s.onSync()
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Flush writes buffered data to the operating system and fsyncs the file,
+// whatever the policy.
+func (s *Sender) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("flush")
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, "flush", s.broken)
+	}
+	if err := s.w.Flush(); err != nil {
+		return s.fail("flush", err)
+	}
+	s.dirty = true
+	if err := s.sync(); err != nil {
+		return s.fail("fsync", err)
+	}
+	return nil
+}
+
+// Health returns nil while the sender can write; otherwise
+// transport.ErrClosed after Close, or the write failure that broke it.
+func (s *Sender) Health(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("health")
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, "health", s.broken)
+	}
+	return nil
+}
+
+// Close stops the background fsync, flushes, fsyncs and closes the file.
+// Later calls return nil.
+func (s *Sender) Close(context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.broken == nil {
+		if err := s.w.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s: %w", s.cfg.Path, err))
+		} else {
+			s.dirty = true
+			if err := s.sync(); err != nil {
+				errs = append(errs, fmt.Errorf("fsync %s: %w", s.cfg.Path, err))
+			}
+		}
+	}
+	if err := s.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %s: %w", s.cfg.Path, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return transport.NewError(transport.ErrSend, name, "close", err)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package pipe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/keel-go/keel/transport"
+)
+
+// ErrUnframable is a record whose payload cannot be written as one NDJSON
+// line: it contains "\n", ends with "\r" (a reader would strip it), is
+// empty or whitespace only (a reader would skip it), or is longer than
+// Config.MaxLineBytes. The sender refuses it rather than escape it, so
+// that the next program in the pipeline reads exactly one line per record.
+var ErrUnframable = errors.New("payload cannot be framed as one NDJSON line")
+
+// Sender writes records as NDJSON lines to an output stream (standard
+// output by default), one payload and "\n" per record, for shell
+// pipelines. It is a transport.Sender and is safe for concurrent use.
+//
+// Records of one call are coalesced in a buffer and flushed before the
+// call returns. A write blocks while the reader downstream is slow; ctx
+// cannot interrupt a blocked write. Record keys, headers and timestamps
+// are not written. Close flushes but does not close the output.
+type Sender struct {
+	cfg Config
+	log *slog.Logger
+	m   *pipeMetrics
+
+	mu     sync.Mutex
+	w      *bufio.Writer
+	broken error
+	closed bool
+}
+
+var _ transport.Sender = (*Sender)(nil)
+
+// NewSender validates cfg and returns a sender to cfg.Output (os.Stdout
+// when nil).
+func NewSender(cfg Config) (*Sender, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Sender{
+		cfg: cfg,
+		log: cfg.Logger.With("transport", name),
+		m:   newPipeMetrics(cfg.Metrics),
+		w:   bufio.NewWriterSize(cfg.Output, cfg.WriteBufferBytes),
+	}, nil
+}
+
+// Name returns "pipe".
+func (s *Sender) Name() string { return name }
+
+// checkPayload says why p cannot be one NDJSON line, or returns nil.
+func (s *Sender) checkPayload(p []byte) error {
+	var why string
+	switch {
+	case isBlank(p):
+		why = "it is empty or whitespace only, which readers skip"
+	case len(p) > s.cfg.MaxLineBytes:
+		why = fmt.Sprintf("%d bytes is over %s.max_line_bytes %d", len(p), Section, s.cfg.MaxLineBytes)
+	case bytes.IndexByte(p, '\n') >= 0:
+		why = "it contains a newline; encode the record as single-line JSON"
+	case p[len(p)-1] == '\r':
+		why = "it ends with a carriage return, which readers strip"
+	default:
+		return nil
+	}
+	return transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
+}
+
+// Send writes one record. See SendBatch.
+func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
+	err := s.SendBatch(ctx, []transport.Record{rec})
+	var be *transport.BatchError
+	if errors.As(err, &be) && len(be.Failed) == 1 {
+		return be.Failed[0].Err
+	}
+	return err
+}
+
+// SendBatch writes the records in order and flushes them. Records that
+// cannot be framed (ErrUnframable) are skipped and listed in a
+// *transport.BatchError (fatal: retrying will not help); the others are
+// written. A write failure (for example the reader downstream went away)
+// is a fatal transport.ErrSend error, and the sender refuses further
+// sends.
+func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("send")
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, "send", s.broken)
+	}
+	var (
+		be    *transport.BatchError
+		lines int
+		n     int64
+	)
+	for i := range records {
+		p := records[i].Payload
+		if err := s.checkPayload(p); err != nil {
+			if be == nil {
+				be = &transport.BatchError{}
+			}
+			be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: err})
+			continue
+		}
+		if _, err := s.w.Write(p); err != nil {
+			return s.fail(err)
+		}
+		if err := s.w.WriteByte('\n'); err != nil {
+			return s.fail(err)
+		}
+		lines++
+		n += int64(len(p)) + 1
+	}
+	if lines > 0 {
+		if err := s.w.Flush(); err != nil {
+			return s.fail(err)
+		}
+		s.m.linesWritten.Add(float64(lines))
+		s.m.bytesWritten.Add(float64(n))
+	}
+	if be != nil {
+		s.m.rejected.Add(float64(len(be.Failed)))
+		return be
+	}
+	return nil
+}
+
+// fail marks the sender broken after a write error and returns it.
+func (s *Sender) fail(err error) error {
+	err = fmt.Errorf("write output: %w", err)
+	s.broken = err
+	s.log.Error("pipe sender failed; it refuses further sends", "error", err)
+	return transport.NewError(transport.ErrSend, name, "send", err)
+}
+
+// Health returns nil while the sender can write; otherwise
+// transport.ErrClosed after Close, or the write failure that broke it.
+func (s *Sender) Health(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed("health")
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, "health", s.broken)
+	}
+	return nil
+}
+
+// Close flushes anything buffered (nothing is, after a successful call)
+// and refuses later sends. It does not close the output. Later calls
+// return nil.
+func (s *Sender) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.broken != nil {
+		return nil
+	}
+	if err := s.w.Flush(); err != nil {
+		return transport.NewError(transport.ErrSend, name, "close", fmt.Errorf("flush output: %w", err))
+	}
+	return nil
+}
