@@ -1,0 +1,69 @@
+// Package engine is keel's batch engine: the loop that moves blocks of
+// records from a transport.Receiver through a process step to a sink and
+// commits the input tokens, at least once and never past a failure.
+//
+// # The loop
+//
+// Each turn checks ctx, runs the ticker if it is due, then:
+//
+//  1. receive one block (max_chunk_size records, max_bytes soft cap);
+//  2. route the dead letters the receiver put on it (inbound filters) by
+//     the dead-letter policy;
+//  3. lease the block's payload bytes against Config.Memory;
+//  4. process it (ProcessFunc; never called with zero records);
+//  5. route the dead letters process produced;
+//  6. sink the out-batch (skipped when it has no records);
+//  7. commit exactly the input tokens the block came with, whatever the
+//     process step did to the records (a fan-out of 1 to 2 still commits
+//     the one input token). A block whose records were all filtered out
+//     but that carries tokens is committed, or the source would stall.
+//
+// A process, routing, sink or commit error, a fail_batch parse error or a
+// receive error stops the loop and is returned as a *StageError (or a
+// *ParseError inside one) matching ErrProcess, ErrRoute, ErrSink,
+// ErrCommit, ErrParseBatch or ErrRecv, and the cause, with errors.Is. This
+// is the ack barrier: nothing of the failed block is committed and no later
+// block is received, so an ordered source with cumulative commits never
+// moves past records that were not delivered. Restart and retry belong to
+// the caller. Cancelling ctx returns nil; the block in flight is not
+// committed and comes again. The end of a finite source
+// (transport.ErrClosed from Recv) returns nil after the last block was
+// committed.
+//
+// # Modes
+//
+//   - Run: on demand; nothing is parsed (pass-through costs no parse).
+//   - RunParsed: each block is parsed on the worker pool before process,
+//     with a shared field-name interner (used for every payload's keys
+//     when intern_keys is set); parse failures follow parse_error_action
+//     (dead_letter, skip, fail_batch).
+//   - RunStreaming: each block is processed in sub-blocks of about
+//     sub_block_bytes, drawn one at a time, so one sub-block is leased at
+//     once; the tokens are committed once after the last sub-block.
+//   - RunGoverned: RunStreaming with the receive byte cap and sub-block
+//     size taken from a ByteBudget, which is told each block's bytes and
+//     timings; without a budget it is Run.
+//
+// Sink-managed commits (the sink commits the tokens it is handed) work with
+// Run and RunParsed; RunStreaming and RunGoverned with a budget refuse them
+// at start with ErrSinkManagedUnsupported.
+//
+// # Starting
+//
+//	eng, err := engine.New(engine.Config{})
+//	if err != nil { ... }
+//	err = eng.Run(ctx, receiver,
+//	    func(ctx context.Context, b transport.Batch) (transport.Batch, error) {
+//	        return b.MapRecords(func(r transport.Record) []transport.Record { return []transport.Record{r} }), nil
+//	    },
+//	    eng.SinkTo(sender))
+//
+// ProcessRecords runs the parse, pre-route filters and a transform over a
+// slice of records without a transport.
+//
+// Metrics are keel_engine_* (records and bytes received, processed,
+// delivered, dead letters by action, filtered, skipped, parse errors,
+// failures by stage, block/parse/process/sink/commit durations, in-flight
+// block bytes). Receive errors other than ErrClosed are terminal: a
+// receiver that can recover from a transient fault retries inside Recv.
+package engine
