@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keel-go/keel/codec"
+	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/linebatch"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // name is the backend name in errors, logs and Name.
@@ -83,14 +85,13 @@ type Receiver struct {
 
 	recvMu  sync.Mutex // serialises Recv and Close; guards the fields below
 	f       *os.File
-	fr      *framer
-	counted int64 // offset up to which read bytes were counted
-	waiting bool  // the file was missing and that was logged
-	// lastCount and lastBytes describe the previous batch, to size the
-	// next one.
-	lastCount, lastBytes int
-	oversizeLog          logLimiter
-	now                  func() time.Time
+	fr      *linesplit.Framer
+	counted int64          // offset up to which read bytes were counted
+	waiting bool           // the file was missing and that was logged
+	last    linebatch.Hint // size of the previous batch, to size the next
+	now     func() time.Time
+
+	oversizeLog *logging.Sampler // rate-limits oversize-line warnings
 
 	stateMu   sync.Mutex // guards ep and delivered
 	ep        *epoch
@@ -131,9 +132,9 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 		log:         cfg.Logger.With("transport", name, "path", cfg.Path),
 		m:           newFileMetrics(cfg.Metrics),
 		closing:     make(chan struct{}),
-		fr:          newFramer(cfg.MaxLineBytes),
+		fr:          linesplit.New(cfg.MaxLineBytes),
 		now:         time.Now,
-		oversizeLog: logLimiter{every: oversizeLogEvery},
+		oversizeLog: logging.Every(linebatch.OversizeLogInterval),
 		ep:          &epoch{},
 		delivered:   off,
 		committed:   off,
@@ -155,36 +156,6 @@ func errClosed(op string) error {
 	return transport.NewError(transport.ErrClosed, name, op, nil)
 }
 
-// arenaChunk is the size of the blocks record payloads are copied into:
-// one allocation holds many lines, and a full block is left as it is (the
-// records already point into it) rather than regrown.
-const arenaChunk = 64 << 10
-
-// batchBuilder gathers one batch, copying payloads out of the framer
-// buffer (which is reused) into arena blocks.
-type batchBuilder struct {
-	arena []byte
-	recs  []transport.Record
-	dls   []transport.DeadLetter
-	toks  []transport.Token
-	bytes int64
-}
-
-func (b *batchBuilder) count() int { return len(b.recs) + len(b.dls) }
-
-func (b *batchBuilder) full(l transport.Limits) bool { return l.Full(b.count(), b.bytes) }
-
-// copyLine returns a copy of line in the arena, capped so that appending
-// to it cannot overwrite a neighbour.
-func (b *batchBuilder) copyLine(line []byte) []byte {
-	if cap(b.arena)-len(b.arena) < len(line) {
-		b.arena = make([]byte, 0, max(arenaChunk, len(line)))
-	}
-	start := len(b.arena)
-	b.arena = append(b.arena, line...)
-	return b.arena[start:len(b.arena):len(b.arena)]
-}
-
 // Recv returns the next lines under limits. It waits (following) until at
 // least one line or dead letter is available, ctx is done (ctx.Err() is
 // returned and nothing is consumed), or the receiver is closed; after the
@@ -199,9 +170,8 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 	if r.closed.Load() {
 		return transport.Batch{}, errClosed("recv")
 	}
-	limits = limits.Normalize()
 	var (
-		b     batchBuilder
+		b     = linebatch.New(limits, r.last)
 		timer *time.Timer
 	)
 	defer func() {
@@ -225,40 +195,40 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 			}
 			ep = r.ep
 		}
-		for !b.full(limits) {
-			fr := r.fr.next()
-			if fr.kind == frameNone {
+		for !b.Full() {
+			fr := r.fr.Next()
+			if fr.Kind == linesplit.None {
 				break
 			}
-			r.add(&b, limits, fr, ep)
+			r.add(&b, fr, ep)
 		}
-		if b.full(limits) {
+		if b.Full() {
 			break
 		}
-		n, err := r.f.Read(r.fr.space())
-		r.fr.wrote(n)
+		n, err := r.f.Read(r.fr.Space())
+		r.fr.Wrote(n)
 		if n > 0 {
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			if len(b.toks) > 0 {
+			if b.Len() > 0 {
 				break // deliver what we have; the next call meets the error again
 			}
-			err = fmt.Errorf("read %s at offset %d: %w", r.cfg.Path, r.fr.readOffset(), err)
+			err = fmt.Errorf("read %s at offset %d: %w", r.cfg.Path, r.fr.ReadOffset(), err)
 			r.setHealth(err)
 			return transport.Batch{}, transport.NewError(transport.ErrRecv, name, "recv", err)
 		}
 		// End of the file for now.
 		if r.cfg.StopAtEOF {
-			if fr := r.fr.finish(); fr.kind != frameNone {
-				r.add(&b, limits, fr, ep)
+			if fr := r.fr.Finish(); fr.Kind != linesplit.None {
+				r.add(&b, fr, ep)
 			}
-			if len(b.toks) > 0 {
+			if b.Len() > 0 {
 				break
 			}
 			return transport.Batch{}, errClosed("recv")
 		}
-		if len(b.toks) > 0 {
+		if b.Len() > 0 {
 			break
 		}
 		changed, err := r.checkFile()
@@ -276,76 +246,43 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 	return r.build(&b), nil
 }
 
-// add appends one framed line to the batch.
-func (r *Receiver) add(b *batchBuilder, limits transport.Limits, fr frame, ep *epoch) {
-	if fr.kind == frameBlank {
-		return // consumed, covered by the next token
-	}
-	if b.toks == nil {
-		// Size for the previous batch: exact in a steady stream, small for
-		// a trickle.
-		n := min(limits.MaxRecords, max(minBatchCap, r.lastCount))
-		b.recs = make([]transport.Record, 0, n)
-		b.toks = make([]transport.Token, 0, n)
-		b.arena = make([]byte, 0, min(max(arenaChunk, r.lastBytes), maxArenaChunk))
-	}
-	switch fr.kind {
-	case frameLine:
-		b.recs = append(b.recs, transport.Record{Payload: b.copyLine(fr.line), Format: codec.JSON})
-		b.bytes += int64(len(fr.line))
-	case frameOversize:
-		tok := Token{Offset: fr.end, ep: ep}
-		b.dls = append(b.dls, transport.DeadLetter{
-			Record: transport.Record{Payload: fr.line, Format: codec.JSON},
-			Reason: fmt.Sprintf("line of %d bytes exceeds %s.max_line_bytes %d (payload holds its first %d bytes)",
-				fr.size, Section, r.cfg.MaxLineBytes, len(fr.line)),
-			Source: tok.String(),
-		})
-		b.bytes += int64(len(fr.line))
+// add appends one framed line to the batch; a blank line is consumed
+// without an entry (the token of the next line covers it).
+func (r *Receiver) add(b *linebatch.Builder, fr linesplit.Frame, ep *epoch) {
+	tok := Token{Offset: fr.End, ep: ep}
+	switch fr.Kind {
+	case linesplit.Line:
+		b.AddLine(fr.Line, tok)
+	case linesplit.Oversize:
+		b.AddDeadLetter(fr.Line, linebatch.OversizeReason(fr, Section, r.cfg.MaxLineBytes), tok)
 		r.m.oversize.Inc()
-		if ok, suppressed := r.oversizeLog.allow(time.Now()); ok {
+		if ok, suppressed := r.oversizeLog.Allow(); ok {
 			r.log.Warn("line over the size limit sent to dead letters",
-				"offset", fr.end, "line_bytes", fr.size, "max_line_bytes", r.cfg.MaxLineBytes,
+				"offset", fr.End, "line_bytes", fr.Size, "max_line_bytes", r.cfg.MaxLineBytes,
 				"suppressed_since_last", suppressed)
 		}
 	}
-	b.toks = append(b.toks, Token{Offset: fr.end, ep: ep})
 }
 
 // build turns the gathered lines into a batch and records the highest
 // token handed out.
-func (r *Receiver) build(b *batchBuilder) transport.Batch {
-	now := r.now()
-	recs := b.recs
-	for i := range recs {
-		recs[i].Timestamp = now
-	}
-	for i := range b.dls {
-		b.dls[i].Record.Timestamp = now
-	}
-	r.m.linesRead.Add(float64(len(recs)))
-	r.lastCount, r.lastBytes = len(b.toks), int(b.bytes)
-	if n := len(b.toks); n > 0 {
+func (r *Receiver) build(b *linebatch.Builder) transport.Batch {
+	batch, hint := b.Batch(r.now())
+	r.m.linesRead.Add(float64(len(batch.Records)))
+	r.last = hint
+	if n := len(batch.Tokens); n > 0 {
 		r.stateMu.Lock()
-		if t := b.toks[n-1].(Token); t.ep == r.ep {
+		if t := batch.Tokens[n-1].(Token); t.ep == r.ep {
 			r.delivered = t.Offset
 		}
 		r.stateMu.Unlock()
 	}
-	return transport.Batch{Records: recs, Tokens: b.toks, DeadLetters: b.dls}
+	return batch
 }
-
-// minBatchCap is the least starting capacity of a batch's record and
-// token slices.
-const minBatchCap = 16
-
-// maxArenaChunk caps the first arena block of a batch sized after the
-// previous batch.
-const maxArenaChunk = 8 << 20
 
 // countRead adds the bytes consumed since the last call to the metric.
 func (r *Receiver) countRead() {
-	if off := r.fr.off; off > r.counted {
+	if off := r.fr.Offset(); off > r.counted {
 		r.m.bytesRead.Add(float64(off - r.counted))
 		r.counted = off
 	}
@@ -394,7 +331,7 @@ func (r *Receiver) open() (waiting bool, err error) {
 		return false, transport.NewError(transport.ErrRecv, name, "open", err)
 	}
 	r.f = f
-	r.fr.reset(start)
+	r.fr.Reset(start)
 	r.counted = start
 	r.waiting = false
 	r.setHealth(nil)
@@ -411,10 +348,10 @@ func (r *Receiver) checkFile() (changed bool, err error) {
 		r.setHealth(err)
 		return false, transport.NewError(transport.ErrRecv, name, "recv", err)
 	}
-	read := r.fr.readOffset()
+	read := r.fr.ReadOffset()
 	if st.Size() < read {
 		r.log.Warn("file was truncated below the read position; reading it from the start",
-			"read_offset", read, "size", st.Size(), "dropped_partial_bytes", r.fr.pending())
+			"read_offset", read, "size", st.Size(), "dropped_partial_bytes", r.fr.Pending())
 		if _, err := r.f.Seek(0, io.SeekStart); err != nil {
 			err = fmt.Errorf("seek %s to 0: %w", r.cfg.Path, err)
 			r.setHealth(err)
@@ -424,7 +361,7 @@ func (r *Receiver) checkFile() (changed bool, err error) {
 			return false, err
 		}
 		r.countRead()
-		r.fr.reset(0)
+		r.fr.Reset(0)
 		r.counted = 0
 		return true, nil
 	}
@@ -436,7 +373,7 @@ func (r *Receiver) checkFile() (changed bool, err error) {
 		return true, nil // the old file grew meanwhile: read it to its end first
 	}
 	r.log.Warn("file was replaced (rotated); reading the new file from the start",
-		"read_offset", read, "dropped_partial_bytes", r.fr.pending())
+		"read_offset", read, "dropped_partial_bytes", r.fr.Pending())
 	_ = r.f.Close()
 	r.f = nil
 	r.countRead()

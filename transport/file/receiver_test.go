@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
+	"github.com/keel-go/keel/transport/internal/logtest"
 )
 
 func lines(from, to int) string {
@@ -226,6 +228,38 @@ func TestOversizeLineGoesToDeadLetters(t *testing.T) {
 	}
 }
 
+func TestOversizeWarningsAreRateLimited(t *testing.T) {
+	const msg = "line over the size limit sent to dead letters"
+	var logs logtest.Recorder
+	cfg := testConfig(t)
+	cfg.MaxLineBytes = 4
+	cfg.Logger = slog.New(&logs)
+	big := strings.Repeat("x", 10)
+	appendFile(t, cfg.Path, big+"\n"+big+"\n"+big+"\nok\n")
+	r := newReceiver(t, cfg)
+	r.oversizeLog.Interval = time.Hour // the three lines fall in one interval
+	b := recv(t, r, transport.Limits{})
+	if len(b.DeadLetters) != 3 {
+		t.Fatalf("dead letters: %+v", b.DeadLetters)
+	}
+	warns := logs.Find(slog.LevelWarn, msg)
+	if len(warns) != 1 || warns[0]["offset"] != int64(11) || warns[0]["line_bytes"] != int64(10) ||
+		warns[0]["suppressed_since_last"] != uint64(0) {
+		t.Fatalf("warnings %v, want one for the first line at offset 11", warns)
+	}
+	if v := testutil.ToFloat64(newFileMetrics(cfg.Metrics).oversize); v != 3 {
+		t.Fatalf("oversize_lines_total = %v: every line is counted, logged or not", v)
+	}
+	// Once the interval is over, the next warning reports the two held back.
+	r.oversizeLog.Interval = 0
+	appendFile(t, cfg.Path, big+"\n")
+	recv(t, r, transport.Limits{})
+	warns = logs.Find(slog.LevelWarn, msg)
+	if len(warns) != 2 || warns[1]["suppressed_since_last"] != uint64(2) || warns[1]["offset"] != int64(47) {
+		t.Fatalf("warnings %v, want a second one reporting 2 suppressed", warns)
+	}
+}
+
 func TestOversizeLineSpanningWritesIsSkippedWithBoundedMemory(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxLineBytes = 1 << 10
@@ -236,8 +270,8 @@ func TestOversizeLineSpanningWritesIsSkippedWithBoundedMemory(t *testing.T) {
 	for range 4 {
 		appendFile(t, cfg.Path, chunk)
 		recvNothing(t, r)
-		if len(r.fr.buf) > cfg.MaxLineBytes+2 {
-			t.Fatalf("read buffer grew to %d bytes", len(r.fr.buf))
+		if r.fr.BufferSize() > cfg.MaxLineBytes+2 {
+			t.Fatalf("read buffer grew to %d bytes", r.fr.BufferSize())
 		}
 	}
 	appendFile(t, cfg.Path, "\r\nb\n")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/logtest"
 )
 
 func TestMain(m *testing.M) {
@@ -306,11 +307,50 @@ func TestOversizeLine(t *testing.T) {
 	if !strings.Contains(dl.Reason, "300 bytes") || !strings.Contains(dl.Reason, "max_line_bytes 8") || dl.Source != "pipe:2" || string(dl.Record.Payload) != "xxxxxxxx" {
 		t.Fatalf("dead letter %+v", dl)
 	}
-	if len(r.fr.buf) > cfg.MaxLineBytes+2 {
-		t.Fatalf("buffer grew to %d", len(r.fr.buf))
+	if r.fr.BufferSize() > cfg.MaxLineBytes+2 {
+		t.Fatalf("buffer grew to %d", r.fr.BufferSize())
 	}
 	if v := testutil.ToFloat64(newPipeMetrics(cfg.Metrics).oversize); v != 1 {
 		t.Fatalf("oversize_lines_total = %v", v)
+	}
+}
+
+func TestOversizeWarningsAreRateLimited(t *testing.T) {
+	const msg = "line over the size limit sent to dead letters"
+	var logs logtest.Recorder
+	big := strings.Repeat("x", 10)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	cfg := testConfig(pr)
+	cfg.MaxLineBytes = 4
+	cfg.Logger = slog.New(&logs)
+	r := newReceiver(t, cfg)
+	r.oversizeLog.Interval = time.Hour // the three lines fall in one interval
+	go func() { _, _ = io.WriteString(pw, big+"\n"+big+"\n"+big+"\nok\n") }()
+	var b transport.Batch
+	for len(b.Records) == 0 {
+		more := recv(t, r, transport.Limits{})
+		b.Records = append(b.Records, more.Records...)
+		b.DeadLetters = append(b.DeadLetters, more.DeadLetters...)
+	}
+	if len(b.DeadLetters) != 3 {
+		t.Fatalf("dead letters: %+v", b.DeadLetters)
+	}
+	warns := logs.Find(slog.LevelWarn, msg)
+	if len(warns) != 1 || warns[0]["seq"] != uint64(1) || warns[0]["line_bytes"] != int64(10) ||
+		warns[0]["suppressed_since_last"] != uint64(0) {
+		t.Fatalf("warnings %v, want one for the first line", warns)
+	}
+	if v := testutil.ToFloat64(newPipeMetrics(cfg.Metrics).oversize); v != 3 {
+		t.Fatalf("oversize_lines_total = %v: every line is counted, logged or not", v)
+	}
+	// Once the interval is over, the next warning reports the two held back.
+	r.oversizeLog.Interval = 0
+	go func() { _, _ = io.WriteString(pw, big+"\n") }()
+	recv(t, r, transport.Limits{})
+	warns = logs.Find(slog.LevelWarn, msg)
+	if len(warns) != 2 || warns[1]["suppressed_since_last"] != uint64(2) || warns[1]["seq"] != uint64(5) {
+		t.Fatalf("warnings %v, want a second one reporting 2 suppressed", warns)
 	}
 }
 

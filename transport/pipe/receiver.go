@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keel-go/keel/codec"
+	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/linebatch"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // Token is the commit token of a line read from the pipe: its sequence
@@ -74,14 +76,15 @@ type Receiver struct {
 	inRead  bool
 	readErr error // set by the reader before it closes data
 
-	recvMu      sync.Mutex // serialises Recv; guards the fields below
-	fr          *framer
-	chunk       []byte // unfed rest of the chunk taken from data
-	chunkBuf    []byte // the whole chunk, returned to free when fed
-	eof         bool   // data was closed and drained
-	seq         uint64
-	lastCount   int
-	oversizeLog logLimiter
+	recvMu   sync.Mutex // serialises Recv; guards the fields below
+	fr       *linesplit.Framer
+	chunk    []byte // unfed rest of the chunk taken from data
+	chunkBuf []byte // the whole chunk, returned to free when fed
+	eof      bool   // data was closed and drained
+	seq      uint64
+	last     linebatch.Hint // size of the previous batch, to size the next
+
+	oversizeLog *logging.Sampler // rate-limits oversize-line warnings
 }
 
 var _ transport.Receiver = (*Receiver)(nil)
@@ -101,8 +104,8 @@ func NewReceiver(cfg Config) (*Receiver, error) {
 		free:        make(chan []byte, readQueueChunks),
 		stop:        make(chan struct{}),
 		exited:      make(chan struct{}),
-		fr:          newFramer(cfg.MaxLineBytes),
-		oversizeLog: logLimiter{every: oversizeLogEvery},
+		fr:          linesplit.New(cfg.MaxLineBytes),
+		oversizeLog: logging.Every(linebatch.OversizeLogInterval),
 	}
 	return r, nil
 }
@@ -163,35 +166,6 @@ func (r *Receiver) readLoop() {
 	}
 }
 
-// batchBuilder gathers one batch; payloads are copied into arena blocks
-// because the framer buffer is reused.
-type batchBuilder struct {
-	arena []byte
-	recs  []transport.Record
-	dls   []transport.DeadLetter
-	toks  []transport.Token
-	bytes int64
-}
-
-// arenaChunk is the size of the blocks record payloads are copied into.
-const arenaChunk = 64 << 10
-
-// minBatchCap is the least starting capacity of a batch's slices.
-const minBatchCap = 16
-
-func (b *batchBuilder) count() int { return len(b.recs) + len(b.dls) }
-
-func (b *batchBuilder) full(l transport.Limits) bool { return l.Full(b.count(), b.bytes) }
-
-func (b *batchBuilder) copyLine(line []byte) []byte {
-	if cap(b.arena)-len(b.arena) < len(line) {
-		b.arena = make([]byte, 0, max(arenaChunk, len(line)))
-	}
-	start := len(b.arena)
-	b.arena = append(b.arena, line...)
-	return b.arena[start:len(b.arena):len(b.arena)]
-}
-
 // Recv returns the next lines under limits. It waits for the first line
 // until one arrives, ctx is done (ctx.Err(), nothing consumed),
 // Config.RecvTimeout passes (an empty batch and nil), the input ends
@@ -208,9 +182,8 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 		return transport.Batch{}, errClosed("recv")
 	}
 	r.start()
-	limits = limits.Normalize()
 	var (
-		b       batchBuilder
+		b       = linebatch.New(limits, r.last)
 		timeout <-chan time.Time
 	)
 	if r.cfg.RecvTimeout > 0 {
@@ -219,14 +192,14 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 		timeout = t.C
 	}
 	for {
-		for !b.full(limits) {
-			fr := r.fr.next()
-			if fr.kind == frameNone {
+		for !b.Full() {
+			fr := r.fr.Next()
+			if fr.Kind == linesplit.None {
 				break
 			}
-			r.add(&b, limits, fr)
+			r.add(&b, fr)
 		}
-		if b.full(limits) {
+		if b.Full() {
 			break
 		}
 		if r.chunk != nil {
@@ -234,11 +207,11 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 			continue
 		}
 		if r.eof {
-			if fr := r.fr.finish(); fr.kind != frameNone {
-				r.add(&b, limits, fr)
+			if fr := r.fr.Finish(); fr.Kind != linesplit.None {
+				r.add(&b, fr)
 				continue
 			}
-			if b.count() > 0 {
+			if b.Len() > 0 {
 				break
 			}
 			if r.readErr != nil && !errors.Is(r.readErr, io.EOF) {
@@ -246,7 +219,7 @@ func (r *Receiver) Recv(ctx context.Context, limits transport.Limits) (transport
 			}
 			return transport.Batch{}, errClosed("recv")
 		}
-		if b.count() > 0 {
+		if b.Len() > 0 {
 			// Take more only if it is already there.
 			select {
 			case c, ok := <-r.data:
@@ -281,10 +254,10 @@ func (r *Receiver) take(c []byte, ok bool) {
 
 // feed copies as much of the current chunk as fits into the framer and
 // returns the chunk to the pool once it is all in. Call it only after
-// framer.next returned frameNone.
+// the framer's Next returned a None frame.
 func (r *Receiver) feed() {
-	n := copy(r.fr.space(), r.chunk)
-	r.fr.wrote(n)
+	n := copy(r.fr.Space(), r.chunk)
+	r.fr.Wrote(n)
 	r.chunk = r.chunk[n:]
 	if len(r.chunk) == 0 {
 		r.free <- r.chunkBuf[:0] // its slot is free: it came from the pool
@@ -292,50 +265,34 @@ func (r *Receiver) feed() {
 	}
 }
 
-// add appends one framed line to the batch.
-func (r *Receiver) add(b *batchBuilder, limits transport.Limits, fr frame) {
-	if fr.kind == frameBlank {
+// add appends one framed line to the batch; a blank line is consumed
+// without an entry and without a sequence number.
+func (r *Receiver) add(b *linebatch.Builder, fr linesplit.Frame) {
+	if fr.Kind != linesplit.Line && fr.Kind != linesplit.Oversize {
 		return
-	}
-	if b.toks == nil {
-		n := min(limits.MaxRecords, max(minBatchCap, r.lastCount))
-		b.recs = make([]transport.Record, 0, n)
-		b.toks = make([]transport.Token, 0, n)
 	}
 	r.seq++
 	tok := Token{Seq: r.seq}
-	switch fr.kind {
-	case frameLine:
-		b.recs = append(b.recs, transport.Record{Payload: b.copyLine(fr.line), Format: codec.JSON})
-	case frameOversize:
-		b.dls = append(b.dls, transport.DeadLetter{
-			Record: transport.Record{Payload: fr.line, Format: codec.JSON},
-			Reason: fmt.Sprintf("line of %d bytes exceeds %s.max_line_bytes %d (payload holds its first %d bytes)",
-				fr.size, Section, r.cfg.MaxLineBytes, len(fr.line)),
-			Source: tok.String(),
-		})
-		r.m.oversize.Inc()
-		if ok, suppressed := r.oversizeLog.allow(time.Now()); ok {
-			r.log.Warn("line over the size limit sent to dead letters",
-				"seq", r.seq, "line_bytes", fr.size, "max_line_bytes", r.cfg.MaxLineBytes,
-				"suppressed_since_last", suppressed)
-		}
+	if fr.Kind == linesplit.Line {
+		b.AddLine(fr.Line, tok)
+		return
 	}
-	b.bytes += int64(len(fr.line))
-	b.toks = append(b.toks, tok)
+	b.AddDeadLetter(fr.Line, linebatch.OversizeReason(fr, Section, r.cfg.MaxLineBytes), tok)
+	r.m.oversize.Inc()
+	if ok, suppressed := r.oversizeLog.Allow(); ok {
+		r.log.Warn("line over the size limit sent to dead letters",
+			"seq", r.seq, "line_bytes", fr.Size, "max_line_bytes", r.cfg.MaxLineBytes,
+			"suppressed_since_last", suppressed)
+	}
 }
 
-func (r *Receiver) build(b *batchBuilder) transport.Batch {
-	now := time.Now()
-	for i := range b.recs {
-		b.recs[i].Timestamp = now
-	}
-	for i := range b.dls {
-		b.dls[i].Record.Timestamp = now
-	}
-	r.m.linesRead.Add(float64(len(b.recs)))
-	r.lastCount = len(b.toks)
-	return transport.Batch{Records: b.recs, Tokens: b.toks, DeadLetters: b.dls}
+// build turns the gathered lines into a batch stamped with the current
+// time.
+func (r *Receiver) build(b *linebatch.Builder) transport.Batch {
+	batch, hint := b.Batch(time.Now())
+	r.m.linesRead.Add(float64(len(batch.Records)))
+	r.last = hint
+	return batch
 }
 
 // Commit does nothing: a stream cannot be replayed. It returns

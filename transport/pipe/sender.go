@@ -2,7 +2,6 @@ package pipe
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/linebatch"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // ErrUnframable is a record whose payload cannot be written as one NDJSON
@@ -58,19 +59,22 @@ func NewSender(cfg Config) (*Sender, error) {
 // Name returns "pipe".
 func (s *Sender) Name() string { return name }
 
+// usable returns transport.ErrClosed after Close, the failure that broke
+// the sender as a transport.ErrSend error, or nil. Call with mu held.
+func (s *Sender) usable(op string) error {
+	if s.closed {
+		return errClosed(op)
+	}
+	if s.broken != nil {
+		return transport.NewError(transport.ErrSend, name, op, s.broken)
+	}
+	return nil
+}
+
 // checkPayload says why p cannot be one NDJSON line, or returns nil.
 func (s *Sender) checkPayload(p []byte) error {
-	var why string
-	switch {
-	case isBlank(p):
-		why = "it is empty or whitespace only, which readers skip"
-	case len(p) > s.cfg.MaxLineBytes:
-		why = fmt.Sprintf("%d bytes is over %s.max_line_bytes %d", len(p), Section, s.cfg.MaxLineBytes)
-	case bytes.IndexByte(p, '\n') >= 0:
-		why = "it contains a newline; encode the record as single-line JSON"
-	case p[len(p)-1] == '\r':
-		why = "it ends with a carriage return, which readers strip"
-	default:
+	why := linesplit.Unframable(p, s.cfg.MaxLineBytes, Section)
+	if why == "" {
 		return nil
 	}
 	return transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
@@ -78,12 +82,7 @@ func (s *Sender) checkPayload(p []byte) error {
 
 // Send writes one record. See SendBatch.
 func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
-	err := s.SendBatch(ctx, []transport.Record{rec})
-	var be *transport.BatchError
-	if errors.As(err, &be) && len(be.Failed) == 1 {
-		return be.Failed[0].Err
-	}
-	return err
+	return linebatch.SingleError(s.SendBatch(ctx, []transport.Record{rec}))
 }
 
 // SendBatch writes the records in order and flushes them. Records that
@@ -98,41 +97,19 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed("send")
+	if err := s.usable("send"); err != nil {
+		return err
 	}
-	if s.broken != nil {
-		return transport.NewError(transport.ErrSend, name, "send", s.broken)
+	n, be, err := linebatch.WriteLines(s.w, records, s.checkPayload)
+	if err != nil {
+		return s.fail(err)
 	}
-	var (
-		be    *transport.BatchError
-		lines int
-		n     int64
-	)
-	for i := range records {
-		p := records[i].Payload
-		if err := s.checkPayload(p); err != nil {
-			if be == nil {
-				be = &transport.BatchError{}
-			}
-			be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: err})
-			continue
-		}
-		if _, err := s.w.Write(p); err != nil {
-			return s.fail(err)
-		}
-		if err := s.w.WriteByte('\n'); err != nil {
-			return s.fail(err)
-		}
-		lines++
-		n += int64(len(p)) + 1
-	}
-	if lines > 0 {
+	if n.Lines > 0 {
 		if err := s.w.Flush(); err != nil {
 			return s.fail(err)
 		}
-		s.m.linesWritten.Add(float64(lines))
-		s.m.bytesWritten.Add(float64(n))
+		s.m.linesWritten.Add(float64(n.Lines))
+		s.m.bytesWritten.Add(float64(n.Bytes))
 	}
 	if be != nil {
 		s.m.rejected.Add(float64(len(be.Failed)))
@@ -154,13 +131,7 @@ func (s *Sender) fail(err error) error {
 func (s *Sender) Health(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed("health")
-	}
-	if s.broken != nil {
-		return transport.NewError(transport.ErrSend, name, "health", s.broken)
-	}
-	return nil
+	return s.usable("health")
 }
 
 // Close flushes anything buffered (nothing is, after a successful call)

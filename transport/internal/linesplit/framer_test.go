@@ -1,4 +1,4 @@
-package pipe
+package linesplit
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 // modelFrame is the expected outcome for one line, computed without the
 // framer: split the whole input on '\n' at once.
 type modelFrame struct {
-	kind frameKind
+	kind Kind
 	line string
 	end  int64
 	size int64
@@ -23,11 +23,11 @@ func modelFrames(data []byte, maxLine int, final bool) []modelFrame {
 		}
 		switch {
 		case len(line) > maxLine:
-			out = append(out, modelFrame{kind: frameOversize, line: string(line[:min(deadLetterPrefixBytes, maxLine)]), end: int64(end), size: int64(len(line))})
+			out = append(out, modelFrame{kind: Oversize, line: string(line[:min(DeadLetterPrefixBytes, maxLine)]), end: int64(end), size: int64(len(line))})
 		case strings.TrimLeft(string(line), " \t\r\f\v") == "":
-			out = append(out, modelFrame{kind: frameBlank, end: int64(end)})
+			out = append(out, modelFrame{kind: Blank, end: int64(end)})
 		default:
-			out = append(out, modelFrame{kind: frameLine, line: string(line), end: int64(end)})
+			out = append(out, modelFrame{kind: Line, line: string(line), end: int64(end)})
 		}
 	}
 	off := 0
@@ -48,15 +48,15 @@ func modelFrames(data []byte, maxLine int, final bool) []modelFrame {
 // feed runs data through a framer in chunks whose sizes cycle through
 // chunks (0 means 1), checking the memory bound after every read.
 func feed(t testing.TB, data []byte, maxLine int, chunks []byte, final bool) []modelFrame {
-	f := newFramer(maxLine)
+	f := New(maxLine)
 	var out []modelFrame
-	collect := func(fr frame) {
-		out = append(out, modelFrame{kind: fr.kind, line: string(fr.line), end: fr.end, size: fr.size})
+	collect := func(fr Frame) {
+		out = append(out, modelFrame{kind: fr.Kind, line: string(fr.Line), end: fr.End, size: fr.Size})
 	}
 	drain := func() {
 		for {
-			fr := f.next()
-			if fr.kind == frameNone {
+			fr := f.Next()
+			if fr.Kind == None {
 				return
 			}
 			collect(fr)
@@ -69,23 +69,23 @@ func feed(t testing.TB, data []byte, maxLine int, chunks []byte, final bool) []m
 			size = max(1, int(chunks[ci%len(chunks)]))
 			ci++
 		}
-		sp := f.space()
+		sp := f.Space()
 		if len(sp) == 0 {
-			t.Fatalf("space returned no room (buffer %d, max line %d)", len(f.buf), maxLine)
+			t.Fatalf("space returned no room (buffer %d, max line %d)", f.BufferSize(), maxLine)
 		}
 		n := copy(sp, data[:min(size, len(data))])
-		f.wrote(n)
+		f.Wrote(n)
 		data = data[n:]
-		if len(f.buf) > maxLine+2 {
-			t.Fatalf("framer buffer grew to %d bytes for a %d-byte line limit", len(f.buf), maxLine)
+		if f.BufferSize() > maxLine+2 {
+			t.Fatalf("framer buffer grew to %d bytes for a %d-byte line limit", f.BufferSize(), maxLine)
 		}
 		drain()
 	}
 	if final {
-		if fr := f.finish(); fr.kind != frameNone {
+		if fr := f.Finish(); fr.Kind != None {
 			collect(fr)
 		}
-		if fr := f.finish(); fr.kind != frameNone {
+		if fr := f.Finish(); fr.Kind != None {
 			t.Fatalf("finish twice returned %+v", fr)
 		}
 	}
@@ -141,9 +141,9 @@ func TestFramerOversizeIsNotHeld(t *testing.T) {
 	in := append(append([]byte("a\n"), huge...), "\nb\n"...)
 	got := feed(t, in, maxLine, []byte{255, 3, 200}, false)
 	want := []modelFrame{
-		{kind: frameLine, line: "a", end: 2},
-		{kind: frameOversize, line: string(huge[:maxLine]), end: int64(2 + len(huge) + 1), size: int64(len(huge))},
-		{kind: frameLine, line: "b", end: int64(len(in))},
+		{kind: Line, line: "a", end: 2},
+		{kind: Oversize, line: string(huge[:maxLine]), end: int64(2 + len(huge) + 1), size: int64(len(huge))},
+		{kind: Line, line: "b", end: int64(len(in))},
 	}
 	sameFrames(t, got, want)
 }
