@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 )
@@ -21,17 +22,47 @@ const (
 	// MaxAutoChunk is the largest chunk of consecutive items a Map worker
 	// takes at once when chunk_size is unset.
 	MaxAutoChunk = 256
+
+	// DefaultScaleInterval is how often a Scaler re-evaluates the target
+	// when scale_interval is unset.
+	DefaultScaleInterval = 5 * time.Second
+	// MinScaleInterval is the shortest scale_interval accepted: a shorter
+	// window measures CPU mostly as noise.
+	MinScaleInterval = 100 * time.Millisecond
+	// DefaultGrowBelow is the CPU utilisation under which the scaler raises
+	// the target by 2 (grow_below).
+	DefaultGrowBelow = 0.60
+	// DefaultShrinkAbove is the CPU utilisation above which the scaler
+	// lowers the target by 1 (shrink_above).
+	DefaultShrinkAbove = 0.85
+	// DefaultEmergencyAbove is the CPU utilisation above which the scaler
+	// lowers the target by 2 (emergency_above).
+	DefaultEmergencyAbove = 0.95
+	// DefaultMemoryPressureCap is the memory pressure ratio above which the
+	// scaler drops the target to min_workers (memory_pressure_cap).
+	DefaultMemoryPressureCap = 0.80
 )
 
 // Config is the worker_pool section. The zero value is valid and means: a
 // target between 1 and GOMAXPROCS workers, starting at GOMAXPROCS, no item
-// timeout, automatic chunking.
+// timeout, automatic chunking, and, once a Scaler is built for the pool, a
+// scaling step every 5 s with the default thresholds.
 //
 //	worker_pool:
 //	  min_workers: 1
 //	  max_workers: 8
 //	  initial_workers: 4
 //	  item_timeout: 30s
+//	  scaling_enabled: true
+//	  scale_interval: 5s
+//	  grow_below: 0.60
+//	  shrink_above: 0.85
+//	  emergency_above: 0.95
+//	  memory_pressure_cap: 0.80
+//
+// The scaling keys are read by the Scaler (see NewScaler and Decide); New
+// validates them too, so a bad value fails at start-up whether or not a
+// Scaler is built.
 type Config struct {
 	// MinWorkers is the lowest concurrency target. 0 means 1.
 	MinWorkers int `koanf:"min_workers"`
@@ -54,6 +85,41 @@ type Config struct {
 	// 0 means automatic: about eight chunks per worker, at most
 	// MaxAutoChunk items each.
 	ChunkSize int `koanf:"chunk_size"`
+
+	// ScalingEnabled switches the adaptive scaler on. Nil means true. With
+	// false, Scaler.Run returns at once and the target stays where
+	// InitialWorkers and SetTarget put it; Scaler.Tick still works when
+	// called by hand.
+	ScalingEnabled *bool `koanf:"scaling_enabled"`
+	// ScaleInterval is the time between two scaling steps of Scaler.Run,
+	// and so the window over which CPU utilisation is measured. 0 means
+	// DefaultScaleInterval (5s); otherwise at least MinScaleInterval.
+	ScaleInterval time.Duration `koanf:"scale_interval"`
+	// GrowBelow is the CPU utilisation (0..1 of the CPUs the process may
+	// use) under which the target grows by 2. 0 means DefaultGrowBelow
+	// (0.60). It must be below ShrinkAbove.
+	GrowBelow float64 `koanf:"grow_below"`
+	// ShrinkAbove is the CPU utilisation above which the target shrinks by
+	// 1; up to and including it the target holds. 0 means
+	// DefaultShrinkAbove (0.85). It must be below EmergencyAbove.
+	ShrinkAbove float64 `koanf:"shrink_above"`
+	// EmergencyAbove is the CPU utilisation above which the target shrinks
+	// by 2. 0 means DefaultEmergencyAbove (0.95); at most 1.
+	EmergencyAbove float64 `koanf:"emergency_above"`
+	// MemoryPressureCap is the memory pressure ratio above which (strictly)
+	// the target drops to MinWorkers whatever the CPU says. 0 means
+	// DefaultMemoryPressureCap (0.80); at most 1.
+	MemoryPressureCap float64 `koanf:"memory_pressure_cap"`
+}
+
+// Thresholds returns the scaling thresholds of c with defaults applied.
+func (c Config) Thresholds() Thresholds {
+	return Thresholds{
+		GrowBelow:         c.GrowBelow,
+		ShrinkAbove:       c.ShrinkAbove,
+		EmergencyAbove:    c.EmergencyAbove,
+		MemoryPressureCap: c.MemoryPressureCap,
+	}.WithDefaults()
 }
 
 // resolved is a Config with its defaults applied.
@@ -62,6 +128,14 @@ type resolved struct {
 	itemTimeout       time.Duration
 	inlineBelow       int
 	chunk             int // 0 = auto
+	scale             scaleConfig
+}
+
+// scaleConfig is the resolved scaling part of the section.
+type scaleConfig struct {
+	enabled    bool
+	interval   time.Duration
+	thresholds Thresholds
 }
 
 // WithDefaults returns c with every unset field replaced by its default.
@@ -84,6 +158,16 @@ func (c Config) WithDefaults() Config {
 	if c.InlineBelow == 0 {
 		c.InlineBelow = DefaultInlineBelow
 	}
+	if c.ScalingEnabled == nil {
+		on := true
+		c.ScalingEnabled = &on
+	}
+	if c.ScaleInterval == 0 {
+		c.ScaleInterval = DefaultScaleInterval
+	}
+	th := c.Thresholds()
+	c.GrowBelow, c.ShrinkAbove, c.EmergencyAbove, c.MemoryPressureCap =
+		th.GrowBelow, th.ShrinkAbove, th.EmergencyAbove, th.MemoryPressureCap
 	return c
 }
 
@@ -116,6 +200,24 @@ func (c Config) Validate() error {
 	if c.ChunkSize < 0 {
 		bad("chunk_size", "must be >= 0 (got %d); leave it unset for automatic chunking", c.ChunkSize)
 	}
+	if c.ScaleInterval < 0 || c.ScaleInterval > 0 && c.ScaleInterval < MinScaleInterval {
+		bad("scale_interval", "must be >= %s (got %s); leave it unset for the default %s",
+			MinScaleInterval, c.ScaleInterval, DefaultScaleInterval)
+	}
+	for _, f := range []struct {
+		key string
+		v   float64
+		def float64
+	}{
+		{"grow_below", c.GrowBelow, DefaultGrowBelow},
+		{"shrink_above", c.ShrinkAbove, DefaultShrinkAbove},
+		{"emergency_above", c.EmergencyAbove, DefaultEmergencyAbove},
+		{"memory_pressure_cap", c.MemoryPressureCap, DefaultMemoryPressureCap},
+	} {
+		if math.IsNaN(f.v) || f.v < 0 || f.v > 1 {
+			bad(f.key, "must be a ratio in (0, 1] (got %v); leave it unset for the default %v", f.v, f.def)
+		}
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -126,6 +228,14 @@ func (c Config) Validate() error {
 	} else if d.InitialWorkers < d.MinWorkers || d.InitialWorkers > d.MaxWorkers {
 		bad("initial_workers", "must be within [%s.min_workers, %s.max_workers] (got %d, range %d..%d); leave it unset to start at max_workers",
 			Section, Section, d.InitialWorkers, d.MinWorkers, d.MaxWorkers)
+	}
+	if d.GrowBelow >= d.ShrinkAbove {
+		bad("grow_below", "must be < %s.shrink_above (got %v >= %v); lower grow_below or raise shrink_above",
+			Section, d.GrowBelow, d.ShrinkAbove)
+	}
+	if d.ShrinkAbove >= d.EmergencyAbove {
+		bad("shrink_above", "must be < %s.emergency_above (got %v >= %v); lower shrink_above or raise emergency_above",
+			Section, d.ShrinkAbove, d.EmergencyAbove)
 	}
 	return errors.Join(errs...)
 }
@@ -142,5 +252,10 @@ func (c Config) resolve() (resolved, error) {
 		itemTimeout: d.ItemTimeout,
 		inlineBelow: d.InlineBelow,
 		chunk:       d.ChunkSize,
+		scale: scaleConfig{
+			enabled:    *d.ScalingEnabled,
+			interval:   d.ScaleInterval,
+			thresholds: d.Thresholds(),
+		},
 	}, nil
 }

@@ -36,11 +36,44 @@
 // Shutdown with a deadline) refuses new work with ErrClosed and waits for
 // the accepted work.
 //
+// # Adaptive scaling
+//
+// A Scaler moves the target with the load. Every worker_pool.scale_interval
+// (5 s) it measures the process's own CPU utilisation (its CPU time over the
+// wall time, over the CPUs it may use: the cgroup CPU quota, else
+// GOMAXPROCS; never the host's load) and the memory pressure (a
+// MemoryPressure such as *memory.Guard; 0 when none is wired), then applies
+// Decide:
+//
+//   - memory pressure above memory_pressure_cap (0.80, strictly): min_workers;
+//   - CPU below grow_below (0.60): +2;
+//   - CPU up to and including shrink_above (0.85): unchanged;
+//   - CPU up to and including emergency_above (0.95): −1;
+//   - CPU above emergency_above: −2;
+//
+// clamped to [min_workers, max_workers]. Without a CPU reading the target
+// holds. Wire it at start-up:
+//
+//	s, err := pool.NewScaler(p, pool.WithMemoryPressure(guard))
+//	if err != nil {
+//		return err
+//	}
+//	go s.Run(ctx) // returns nil when ctx ends
+//
+// worker_pool.scaling_enabled: false makes Run return at once and leaves the
+// target where initial_workers put it. Tick runs one step by hand.
+//
+// # Configuration and metrics
+//
 // Configuration is the worker_pool section (see Config); every field's zero
 // value means its default, and New rejects a bad section with an error that
 // names the key. Metrics, labelled pool=<name>: keel_pool_target_workers,
 // keel_pool_active_workers, keel_pool_min_workers, keel_pool_max_workers,
+// keel_pool_saturation_ratio (target / max_workers),
 // keel_pool_items_total, keel_pool_item_errors_total, keel_pool_panics_total,
 // keel_pool_timeouts_total and keel_pool_item_duration_seconds (sampled in
-// Map: one item per chunk).
+// Map: one item per chunk); with a Scaler also
+// keel_pool_cpu_utilisation_ratio, keel_pool_memory_utilisation_ratio and
+// keel_pool_scale_events_total{direction} (up, down, emergency_down,
+// memory_cap; counted only when the target moved).
 package pool

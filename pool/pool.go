@@ -24,6 +24,7 @@ type Pool struct {
 	name string
 	lim  *limiter
 	log  *slog.Logger
+	reg  *metrics.Registry
 	ins  *instruments
 
 	mu       sync.Mutex
@@ -77,11 +78,12 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 	if o.name == "" {
 		o.name = "default"
 	}
-	p := &Pool{cfg: r, name: o.name, log: o.log}
-	p.ins = newInstruments(o.reg, o.name)
+	p := &Pool{cfg: r, name: o.name, log: o.log, reg: metrics.OrDefault(o.reg)}
+	p.ins = newInstruments(p.reg, o.name)
 	p.ins.min.Set(float64(r.min))
 	p.ins.max.Set(float64(r.max))
 	p.ins.target.Set(float64(r.initial))
+	p.ins.saturation.Set(float64(r.initial) / float64(r.max))
 	active := p.ins.active
 	p.lim = newLimiter(r.initial, func(n int64) { active.Set(float64(n)) })
 	active.Set(0)
@@ -109,8 +111,9 @@ func (p *Pool) SetTarget(n int) int {
 	old := int(p.lim.target.Load())
 	p.lim.setTarget(t)
 	p.ins.target.Set(float64(t))
-	if old != t {
-		p.logger().Debug("worker pool target changed", "pool", p.name, "from", old, "to", t, "requested", n)
+	p.ins.saturation.Set(float64(t) / float64(p.cfg.max))
+	if l := p.logger(); old != t && l.Enabled(context.Background(), slog.LevelDebug) {
+		l.Debug("worker pool target changed", "pool", p.name, "from", old, "to", t, "requested", n)
 	}
 	return t
 }
