@@ -1,0 +1,80 @@
+// Package governor is keel's self-regulation: it answers "should this
+// service pull more work now?" and acts on the answer by braking intake
+// and sizing each block, so that a service under load slows down instead
+// of running out of memory.
+//
+// Three parts share one pressure level:
+//
+//   - Pressure combines sources into a level in [0, 1]. The memory guard
+//     (memory.Guard) is the hard source; other signals (a queue depth, a
+//     downstream lag) are soft, each with a weight. The level is
+//     max(highest hard ratio, highest soft ratio × weight): a hard source
+//     is never weighted down, and a soft source's weight is the most it
+//     can add. Ratios are clamped into [0, 1]; NaN counts as 0, so a
+//     broken source cannot wedge the gate shut.
+//   - Latch and Gate: the latch engages at level >= pause_at (0.80) and
+//     releases at level <= resume_at (0.65), both inclusive, and keeps its
+//     state in between. A Gate turns the latch into edges: it calls its
+//     Actuator's Pause once per rising edge and Resume once per falling
+//     edge. A Kafka consumer pauses its partitions; an HTTP receiver
+//     checks Admit and answers 503 with Retry-After; any other receiver is
+//     wrapped in a GatedReceiver, which does not call the inner Recv while
+//     the gate is held.
+//   - Budget, the AIMD byte budget: the batch engine's RunGoverned caps
+//     each receive and sizes each sub-block at Budget.Bytes and reports
+//     every block to Budget.Observe. Utilisation rho = EMA(process time) /
+//     EMA(receive interval); above target_rho (0.7), or blocks back to
+//     back, the budget halves down to a floor; otherwise it grows by a
+//     step up to a ceiling; pressure (a held gate) halves it whatever rho
+//     says. See Budget for the arithmetic.
+//
+// The brake is applied to sources only. Nothing here wraps or gates a
+// sender: the drain is what frees memory, and gating it would deadlock.
+//
+// # Start
+//
+//	gov, err := governor.New(cfg, governor.WithMemory(guard)) // cfg: the self_regulation section
+//	if err != nil { return err }                             // names the bad key
+//	go gov.Run(ctx)                                          // evaluates the gates
+//	eng, _ := engine.New(engine.Config{Memory: guard, Budget: gov.Budget()})
+//	err = eng.RunGoverned(ctx, gov.Receiver(receiver), process, sink)
+//
+// Adoption takes both steps: RunGoverned with gov.Budget() sizes the
+// blocks, and gov.Receiver (or an actuator given to WithActuator or
+// NewGate) brakes intake. With self_regulation.enabled false, New returns
+// a nil *Governor: gov.Budget() is nil, so RunGoverned runs exactly as
+// Run; gov.Receiver returns the receiver unchanged; gov.Run returns at
+// once. The same wiring serves both cases.
+//
+// # Profiles
+//
+// self_regulation.profile picks the budget envelope (throughput, the
+// default; balanced; low_latency); self_regulation.budget overrides any
+// field. See Profile for the table. The first block is sized at the start
+// value, before any feedback: on a small pod, or when the process step
+// multiplies the memory of what it reads, pick low_latency or lower
+// budget.start_bytes and budget.max_bytes so that one block times its
+// expansion fits in memory. Under a sustained backlog blocks arrive back
+// to back, the utilisation is about 1, and the budget settles at
+// budget.min_bytes, which therefore sets the throughput under load.
+//
+// # Metrics
+//
+// keel_self_regulation_pressure_ratio (the level, read at scrape time),
+// keel_self_regulation_byte_budget_bytes,
+// keel_self_regulation_recv_block_bytes,
+// keel_self_regulation_byte_budget_decreases_total{reason},
+// keel_self_regulation_inbound_paused{source} (0 or 1),
+// keel_self_regulation_inbound_pauses_total{source} and
+// keel_self_regulation_actuator_errors_total{source,op}. Each edge is
+// logged: a warning when intake pauses, an info line when it resumes.
+//
+// # Config
+//
+// The section is self_regulation: enabled (true), profile (throughput),
+// pause_at (0.80), resume_at (0.65), interval (100ms), budget (overrides
+// of the profile) and weights (soft source name to weight in [0, 1]).
+// Validate names the key of each problem, for example
+// "self_regulation.resume_at (0.9) must be below self_regulation.pause_at
+// (0.8)". Bad budget overrides are repaired with a warning instead.
+package governor

@@ -1,0 +1,98 @@
+package governor_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/keel-go/keel/governor"
+	"github.com/keel-go/keel/memory"
+	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/inmem"
+)
+
+// New builds the governor from the self_regulation section with the
+// memory guard as its hard source; its gate brakes a receiver and its
+// budget sizes the engine's blocks (engine.Config{Budget: gov.Budget()}).
+func ExampleNew() {
+	reg := metrics.New(metrics.Config{NoRuntimeCollectors: true})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	guard, err := memory.New(memory.Config{LimitBytes: 1000}, memory.WithMetrics(reg), memory.WithLogger(log))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	gov, err := governor.New(governor.Config{Profile: governor.ProfileBalanced},
+		governor.WithMemory(guard), governor.WithMetrics(reg), governor.WithLogger(log))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// go gov.Run(ctx) evaluates the gates every self_regulation.interval;
+	// here one evaluation at a time shows the edges.
+	ctx := context.Background()
+	guard.Add(850) // 85% of the guard's limit
+	held, _ := gov.Gate().Evaluate(ctx)
+	fmt.Println("held at 0.85:", held)
+	guard.Release(150) // 70%: inside the hysteresis band
+	held, _ = gov.Gate().Evaluate(ctx)
+	fmt.Println("held at 0.70:", held)
+	guard.Release(100) // 60%: at or below resume_at
+	held, _ = gov.Gate().Evaluate(ctx)
+	fmt.Println("held at 0.60:", held)
+	fmt.Println("budget:", gov.Budget().Bytes(), "record cap:", gov.Budget().RecordCap())
+	// Output:
+	// held at 0.85: true
+	// held at 0.70: true
+	// held at 0.60: false
+	// budget: 8388608 record cap: 1000
+}
+
+// With self_regulation.enabled false New builds nothing; the same wiring
+// then runs the data path exactly as without self-regulation.
+func ExampleNew_disabled() {
+	off := false
+	gov, err := governor.New(governor.Config{Enabled: &off}, governor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	tr := inmem.New(inmem.Config{})
+	fmt.Println(gov == nil, err, gov.Budget() == nil, gov.Receiver(tr) == transport.Receiver(tr))
+	// Output: true <nil> true true
+}
+
+// The budget halves when the pipeline is behind and grows by a step when
+// it is slack.
+func ExampleBudget() {
+	b := governor.NewBudget(governor.ProfileLowLatency, governor.BudgetConfig{StartBytes: 64 << 10},
+		governor.WithMetrics(metrics.New(metrics.Config{NoRuntimeCollectors: true})))
+	b.Observe(64<<10, 90e6, 100e6) // 90ms of processing every 100ms: behind
+	fmt.Println(b.Bytes())
+	b.Observe(32<<10, 1e6, 100e6) // slack
+	b.Observe(32<<10, 1e6, 100e6)
+	fmt.Println(b.Bytes())
+	// Output:
+	// 32768
+	// 163840
+}
+
+// A GatedReceiver does not call the inner Recv while the gate is held.
+func ExampleGatedReceiver() {
+	level := 0.9
+	p := governor.NewPressure(governor.FuncSource("queue_depth", func() float64 { return level }))
+	gate := governor.NewGate("inmem", p, nil, nil)
+	tr := inmem.New(inmem.Config{})
+	_ = tr.InjectPayloads(context.Background(), []byte("a"))
+	rx := governor.NewGatedReceiver(tr, gate)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a receive while held would wait; a cancelled one returns at once
+	_, err := rx.Recv(ctx, transport.Limits{})
+	fmt.Println(err, tr.Len())
+
+	level = 0.5 // at or below resume_at (0.65): the next evaluation opens the gate
+	b, err := rx.Recv(context.Background(), transport.Limits{})
+	fmt.Println(err, len(b.Records))
+	// Output:
+	// context canceled 1
+	// <nil> 1
+}

@@ -1,0 +1,385 @@
+package governor_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/governor"
+	"github.com/keel-go/keel/memory"
+	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/inmem"
+)
+
+// The engine's interfaces, checked at compile time here and not in the
+// governor's code: the governor sits below the engine and never imports it.
+var (
+	_ engine.ByteBudget       = (*governor.Budget)(nil)
+	_ engine.ByteBudget       = governor.ByteBudget(nil)
+	_ engine.MemoryAccountant = (*memory.Guard)(nil)
+	_ governor.HardSource     = (*memory.Guard)(nil)
+	_ transport.Receiver      = (*governor.GatedReceiver)(nil)
+)
+
+func newGovernor(t *testing.T, cfg governor.Config, opts ...governor.Option) (*governor.Governor, *metrics.Registry) {
+	t.Helper()
+	reg := testRegistry()
+	opts = append([]governor.Option{governor.WithMetrics(reg), governor.WithLogger(quietLogger())}, opts...)
+	g, err := governor.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g == nil {
+		t.Fatal("New returned a nil governor for an enabled config")
+	}
+	return g, reg
+}
+
+func gathered(t *testing.T, reg *metrics.Registry, prefix string) []string {
+	t.Helper()
+	mfs, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), prefix) {
+			names = append(names, mf.GetName())
+		}
+	}
+	return names
+}
+
+func TestDisabledBuildsNothing(t *testing.T) {
+	reg := testRegistry()
+	log, buf := bufferLogger()
+	// Even an invalid section builds nothing when disabled.
+	g, err := governor.New(governor.Config{Enabled: ptr(false), PauseAt: 7},
+		governor.WithMetrics(reg), governor.WithLogger(log), governor.WithSource(newDial("m", true, 1)))
+	if g != nil || err != nil {
+		t.Fatalf("New(disabled) = %v, %v; want nil, nil", g, err)
+	}
+	if names := gathered(t, reg, "keel_self_regulation"); len(names) != 0 {
+		t.Fatalf("a disabled governor registered metrics: %v", names)
+	}
+	if !strings.Contains(buf.String(), "self_regulation.enabled is false") {
+		t.Fatalf("log: %s", buf.String())
+	}
+	// Every method of the nil governor is safe and neutral.
+	if g.Budget() != nil || g.Gate() != nil || g.NewGate("x", nil) != nil || g.Pressure() != nil || g.Level() != 0 ||
+		g.Enabled() || g.Config().Enabled != nil || g.Stats().Enabled {
+		t.Fatal("nil governor accessors")
+	}
+	cfg := engine.Config{Budget: g.Budget()}
+	if cfg.Budget != nil {
+		t.Fatal("the nil governor's budget must be a nil interface so that RunGoverned runs as Run")
+	}
+	tr := inmem.New(inmem.Config{})
+	if g.Receiver(tr) != transport.Receiver(tr) {
+		t.Fatal("the nil governor must return the receiver unchanged")
+	}
+	if err := g.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewRejectsAnInvalidSection(t *testing.T) {
+	g, err := governor.New(governor.Config{PauseAt: 0.5, ResumeAt: 0.6}, governor.WithMetrics(testRegistry()), governor.WithLogger(quietLogger()))
+	if g != nil || !errors.Is(err, governor.ErrInvalidConfig) || !strings.Contains(err.Error(), "self_regulation.resume_at") {
+		t.Fatalf("New = %v, %v", g, err)
+	}
+}
+
+func TestNewWiresSourcesAndWeights(t *testing.T) {
+	log, buf := bufferLogger()
+	reg := testRegistry()
+	hard := newDial("memory", true, 0.2)
+	queue := newDial("queue", false, 1)
+	lag := newDial("lag", false, 0.3)
+	g, err := governor.New(governor.Config{Weights: map[string]float64{"queue": 0.5, "memory": 0.1, "typo": 1}},
+		governor.WithMetrics(reg), governor.WithLogger(log),
+		governor.WithSource(hard), governor.WithSource(queue), governor.WithSource(lag), governor.WithSource(nil), governor.WithMemory(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := g.Stats().Pressure
+	if len(s.Sources) != 3 || !s.Sources[0].Hard || s.Sources[0].Weight != 1 || s.Sources[1].Weight != 0.5 || s.Sources[2].Weight != 1 {
+		t.Fatalf("sources %+v", s.Sources)
+	}
+	// max(hard 0.2, queue 1×0.5, lag 0.3×1) = 0.5; the weight given to the
+	// hard source is ignored.
+	if g.Level() != 0.5 || s.Level != 0.5 {
+		t.Fatalf("level %v", g.Level())
+	}
+	logs := buf.String()
+	for _, want := range []string{"key=self_regulation.weights.memory", "key=self_regulation.weights.typo", "self-regulation on"} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "no hard pressure source") {
+		t.Fatal("warned about a missing hard source")
+	}
+	// Without a hard source, New says so.
+	log2, buf2 := bufferLogger()
+	if _, err := governor.New(governor.Config{}, governor.WithMetrics(testRegistry()), governor.WithLogger(log2)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf2.String(), "no hard pressure source") {
+		t.Fatalf("log: %s", buf2.String())
+	}
+}
+
+func TestPressureRatioGauge(t *testing.T) {
+	d := newDial("memory", true, 0.42)
+	_, reg := newGovernor(t, governor.Config{}, governor.WithSource(d))
+	read := func() float64 {
+		mfs, err := reg.Gatherer().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "keel_self_regulation_pressure_ratio" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("keel_self_regulation_pressure_ratio not registered")
+		return 0
+	}
+	if v := read(); v != 0.42 {
+		t.Fatalf("gauge %v", v)
+	}
+	d.set(0.9)
+	if v := read(); v != 0.9 {
+		t.Fatalf("gauge %v: it must be read at scrape time", v)
+	}
+	for _, name := range []string{"keel_self_regulation_byte_budget_bytes", "keel_self_regulation_recv_block_bytes"} {
+		found := false
+		for _, n := range gathered(t, reg, name) {
+			found = found || n == name
+		}
+		if !found {
+			t.Fatalf("%s not registered", name)
+		}
+	}
+}
+
+// The gate and the budget share one pressure: high memory holds the gate
+// and shrinks the budget even when the utilisation is slack, and pressure
+// seen while a block was in flight still shrinks the next block after the
+// block's memory was released.
+func TestGateAndBudgetSharePressure(t *testing.T) {
+	mem := newDial("memory", true, 0)
+	g, _ := newGovernor(t, governor.Config{Budget: governor.BudgetConfig{StartBytes: 64 * kib, MinBytes: kib, MaxBytes: 128 * kib, StepBytes: kib}},
+		governor.WithSource(mem))
+	b := g.Budget()
+	ctx := context.Background()
+	slack := func() { b.Observe(1000, 10*ms, 100*ms) } // rho 0.1
+
+	slack()
+	if b.Bytes() != 65*kib {
+		t.Fatalf("slack: %d", b.Bytes())
+	}
+	mem.set(0.9)
+	if held, err := g.Gate().Evaluate(ctx); !held || err != nil {
+		t.Fatalf("memory 0.9: held %v err %v", held, err)
+	}
+	slack()
+	if b.Bytes() != 65*kib/2 {
+		t.Fatalf("held gate: budget %d, want %d", b.Bytes(), 65*kib/2)
+	}
+	// Pressure in flight: the gate engages and releases between two
+	// observations; the next observation still decreases.
+	mem.set(0.1)
+	if held, _ := g.Gate().Evaluate(ctx); held {
+		t.Fatal("not released")
+	}
+	mem.set(0.95)
+	if held, _ := g.Gate().Evaluate(ctx); !held {
+		t.Fatal("not held")
+	}
+	mem.set(0)
+	if held, _ := g.Gate().Evaluate(ctx); held {
+		t.Fatal("not released")
+	}
+	slack()
+	if b.Bytes() != 65*kib/4 {
+		t.Fatalf("pressure seen in flight: budget %d, want %d", b.Bytes(), 65*kib/4)
+	}
+	slack()
+	if b.Bytes() != 65*kib/4+kib {
+		t.Fatalf("pressure gone: budget %d, want %d", b.Bytes(), 65*kib/4+kib)
+	}
+	// A level at pause_at at observation time decreases even before any
+	// gate evaluation saw it.
+	mem.set(0.8)
+	slack()
+	if b.Bytes() != (65*kib/4+kib)/2 {
+		t.Fatalf("level at pause_at: budget %d", b.Bytes())
+	}
+	st := g.Stats()
+	if st.Budget.DecreasesPressure != 3 || len(st.Gates) != 1 || st.Gates[0].Pauses != 2 || st.Gates[0].Resumes != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRunEvaluatesEveryGate(t *testing.T) {
+	mem := newDial("memory", true, 0)
+	type edges struct{ paused, resumed chan struct{} }
+	mk := func() (edges, governor.Actuator) {
+		e := edges{make(chan struct{}), make(chan struct{})}
+		var once1, once2 sync.Once
+		return e, governor.ActuatorFuncs{
+			OnPause:  func(context.Context) error { once1.Do(func() { close(e.paused) }); return nil },
+			OnResume: func(context.Context) error { once2.Do(func() { close(e.resumed) }); return nil },
+		}
+	}
+	kafka, kafkaAct := mk()
+	http, httpAct := mk()
+	g, reg := newGovernor(t, governor.Config{Interval: time.Millisecond}, governor.WithSource(mem), governor.WithActuator("kafka", kafkaAct))
+	hg := g.NewGate("http", httpAct)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+
+	mem.set(0.9)
+	<-kafka.paused
+	<-http.paused
+	if !g.Gate().Held() || !hg.Held() || g.Gate().Admit() || g.Gate().Source() != "kafka" {
+		t.Fatal("gates not held")
+	}
+	if testutil.ToFloat64(paused(reg, "kafka")) != 1 || testutil.ToFloat64(paused(reg, "http")) != 1 ||
+		testutil.ToFloat64(pausesTotal(reg, "kafka")) != 1 {
+		t.Fatal("paused gauges")
+	}
+	mem.set(0.2)
+	<-kafka.resumed
+	<-http.resumed
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g.Gate().Held() || hg.Held() || testutil.ToFloat64(paused(reg, "kafka")) != 0 {
+		t.Fatal("gates still held")
+	}
+}
+
+// The brake is applied to sources only: with pressure pinned high and the
+// gate held, the same transport's Send and SendBatch, and an engine sink
+// writing to it, still succeed, while receiving waits.
+func TestSendsAreNeverGated(t *testing.T) {
+	ctx := testCtx(t)
+	d := &sampledDial{dial: newDial("memory", true, 1), samples: make(chan struct{}, 1)}
+	g, _ := newGovernor(t, governor.Config{Interval: time.Millisecond}, governor.WithSource(d))
+	if held, _ := g.Gate().Evaluate(ctx); !held {
+		t.Fatal("gate not held at pressure 1")
+	}
+	<-d.samples
+	tr := inmem.New(inmem.Config{Capacity: 16})
+	rx := g.Receiver(tr)
+
+	if err := tr.Send(ctx, transport.Record{Payload: []byte("one")}); err != nil {
+		t.Fatalf("Send while held: %v", err)
+	}
+	if err := tr.SendBatch(ctx, []transport.Record{{Payload: []byte("two")}, {Payload: []byte("three")}}); err != nil {
+		t.Fatalf("SendBatch while held: %v", err)
+	}
+	e, err := engine.New(engine.Config{Metrics: testRegistry(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SinkTo(tr)(ctx, transport.FromRecords(transport.Record{Payload: []byte("four")})); err != nil {
+		t.Fatalf("engine sink while held: %v", err)
+	}
+	if tr.Len() != 4 || tr.Sent() != 4 {
+		t.Fatalf("queued %d sent %d, want 4", tr.Len(), tr.Sent())
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := rx.Recv(rctx, transport.Limits{})
+		errc <- err
+	}()
+	<-d.samples // the receiver evaluated: held, it waits
+	<-d.samples // and again on its timer
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) || tr.Len() != 4 {
+		t.Fatalf("Recv while held = %v, queue %d", err, tr.Len())
+	}
+}
+
+// Nothing the governor exports takes or returns a transport.Sender.
+func TestNoSenderWrapper(t *testing.T) {
+	sender := reflect.TypeFor[transport.Sender]()
+	for _, v := range []any{&governor.Governor{}, &governor.Gate{}, &governor.GatedReceiver{}, &governor.Budget{}, &governor.Pressure{}} {
+		typ := reflect.TypeOf(v)
+		for i := 0; i < typ.NumMethod(); i++ {
+			m := typ.Method(i)
+			for j := 0; j < m.Type.NumIn(); j++ {
+				if m.Type.In(j).Implements(sender) {
+					t.Fatalf("%s.%s takes a sender", typ, m.Name)
+				}
+			}
+			for j := 0; j < m.Type.NumOut(); j++ {
+				if out := m.Type.Out(j); out.Implements(sender) {
+					t.Fatalf("%s.%s returns a sender", typ, m.Name)
+				}
+			}
+		}
+	}
+}
+
+// With self-regulation off the governed loop is the plain loop: one sink
+// call per received block. On, the same wiring streams budget-sized
+// sub-blocks and commits every token.
+func TestRunGovernedWithAndWithoutGovernor(t *testing.T) {
+	run := func(t *testing.T, cfg governor.Config) (sinkCalls int, committed uint64) {
+		ctx := testCtx(t)
+		reg := testRegistry()
+		g, err := governor.New(cfg, governor.WithMetrics(reg), governor.WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := inmem.New(inmem.Config{Capacity: 64})
+		if err := tr.InjectPayloads(ctx, payloads(40, "r")...); err != nil { // 5 bytes each
+			t.Fatal(err)
+		}
+		tr.CloseInput()
+		e, err := engine.New(engine.Config{Budget: g.Budget(), Metrics: reg, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n, records int
+		err = e.RunGoverned(ctx, g.Receiver(tr),
+			func(_ context.Context, b transport.Batch) (transport.Batch, error) { return b, nil },
+			func(_ context.Context, b transport.Batch) error { n++; records += len(b.Records); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if records != 40 {
+			t.Fatalf("sunk %d records, want 40", records)
+		}
+		return n, tr.Committed()
+	}
+	t.Run("off", func(t *testing.T) {
+		calls, committed := run(t, governor.Config{Enabled: ptr(false)})
+		if calls != 1 || committed != 40 {
+			t.Fatalf("off: %d sink calls, committed %d; want one block as Run", calls, committed)
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		// Budget 40 bytes: records of 5 bytes, at most 8 per receive.
+		calls, committed := run(t, governor.Config{Budget: governor.BudgetConfig{StartBytes: 40, MinBytes: 40, MaxBytes: 40}})
+		if calls < 5 || committed != 40 {
+			t.Fatalf("on: %d sink calls, committed %d; want >= 5 sub-blocks", calls, committed)
+		}
+	})
+}
