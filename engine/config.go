@@ -25,6 +25,11 @@ const DefaultMaxRecords = 10000
 // process step that changed the number of commit tokens.
 const DefaultTokenWarnInterval = 10 * time.Second
 
+// DefaultDrainTimeout is how long the block in flight when the run
+// context is cancelled may take to finish (process, dead letters, sink,
+// commit) when batch_processing.drain_timeout is unset.
+const DefaultDrainTimeout = 10 * time.Second
+
 // CommitMode says who acknowledges a block's input tokens.
 type CommitMode uint8
 
@@ -275,8 +280,9 @@ type DeadLetterRouter func(ctx context.Context, letters []transport.DeadLetter) 
 // Config configures an Engine. The zero value is valid: blocks of up to
 // 10 000 records, engine-managed commits, dead letters rejected, parse
 // errors dead-lettered, format detected per record, streaming one record
-// per sub-block, no ticker, no memory accounting, no byte budget, a
-// private worker pool and the default metrics registry.
+// per sub-block, no ticker, a 10 s graceful drain at cancellation, no
+// memory accounting, no byte budget, a private worker pool and the
+// default metrics registry.
 //
 // The fields with koanf tags are the batch_processing config section:
 //
@@ -293,6 +299,7 @@ type DeadLetterRouter func(ctx context.Context, letters []transport.DeadLetter) 
 //	  tick_interval: 5s
 //	  routing_field: _table
 //	  pre_route_filters: []
+//	  drain_timeout: 10s           # negative: abandon the block in flight at once
 //
 // The other fields are wiring set in code.
 type Config struct {
@@ -337,6 +344,17 @@ type Config struct {
 	// PreRouteFilters are applied by ProcessRecords, in order, to each
 	// parsed record before the transform; the first that matches decides.
 	PreRouteFilters []PreRouteFilter `koanf:"pre_route_filters" json:"pre_route_filters" yaml:"pre_route_filters"`
+	// DrainTimeout bounds the graceful drain. Cancelling the run context
+	// stops intake at once (no further receive), but a block already
+	// received is finished (processed, its dead letters routed, sunk and
+	// committed) under a context that ignores the cancellation and expires
+	// DrainTimeout after it; a streaming block finishes its remaining
+	// sub-blocks within the same deadline and commits once. A block that
+	// does not finish in time is not committed (nothing of it is) and comes
+	// again from the source. 0 means DefaultDrainTimeout (10 s); a negative
+	// value abandons the block in flight at once, as a terminal
+	// cancellation.
+	DrainTimeout time.Duration `koanf:"drain_timeout" json:"drain_timeout" yaml:"drain_timeout"`
 
 	// RouteDeadLetters receives dead letters under DeadLetterRoute (and
 	// under the default policy when set).
@@ -439,6 +457,15 @@ func (c *Config) maxRecords() int {
 		return DefaultMaxRecords
 	}
 	return c.MaxRecords
+}
+
+// drainTimeout returns the drain timeout with its default; negative means
+// no drain.
+func (c *Config) drainTimeout() time.Duration {
+	if c.DrainTimeout == 0 {
+		return DefaultDrainTimeout
+	}
+	return c.DrainTimeout
 }
 
 // policy returns the effective dead-letter policy.

@@ -31,6 +31,7 @@ batch_processing:
   max_depth: 32
   sub_block_bytes: 65536
   tick_interval: 250ms
+  drain_timeout: 3s
   routing_field: _table
   pre_route_filters:
     - type: drop_field_missing
@@ -59,7 +60,8 @@ batch_processing:
 	if got.MaxRecords != want.MaxRecords || got.MaxBytes != want.MaxBytes || got.CommitMode != want.CommitMode ||
 		got.DeadLetterPolicy != want.DeadLetterPolicy || got.ParseErrorAction != want.ParseErrorAction ||
 		got.Format != want.Format || got.MaxDepth != want.MaxDepth || got.SubBlockBytes != want.SubBlockBytes ||
-		got.TickInterval != want.TickInterval || got.RoutingField != want.RoutingField {
+		got.TickInterval != want.TickInterval || got.RoutingField != want.RoutingField ||
+		got.DrainTimeout != 3*time.Second {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	if len(cfg.PreRouteFilters) != 2 || cfg.PreRouteFilters[0].Type != engine.DropFieldMissing ||

@@ -25,10 +25,27 @@
 // is the ack barrier: nothing of the failed block is committed and no later
 // block is received, so an ordered source with cumulative commits never
 // moves past records that were not delivered. Restart and retry belong to
-// the caller. Cancelling ctx returns nil; the block in flight is not
-// committed and comes again. The end of a finite source
-// (transport.ErrClosed from Recv) returns nil after the last block was
-// committed.
+// the caller. The end of a finite source (transport.ErrClosed from Recv)
+// returns nil after the last block was committed.
+//
+// # Graceful drain
+//
+// Cancelling ctx stops intake: the loop never calls Recv again (a Recv in
+// progress returns as the transport contract says, losing nothing, and
+// records it hands back are drained like a received block). The block
+// already received is finished — processed, its dead letters routed,
+// sunk and committed — under a context that keeps ctx's values but not its
+// cancellation, and that expires batch_processing.drain_timeout (10 s by
+// default) after the cancellation, with ErrDrainTimeout as its cause. A
+// streaming or governed block finishes its remaining sub-blocks within the
+// same deadline and commits once. The loop then returns nil, or the
+// block's own terminal error if it failed. When the deadline passes first,
+// nothing of the block is committed (the commit is refused once the
+// context is done, even if a sink ignored it) and the block comes again
+// from the source; the loop returns nil. Sinks must honour their context
+// for the deadline to cut them short. A negative drain_timeout abandons
+// the block in flight at once. keel_engine_drains_total{result} counts
+// committed and abandoned drains.
 //
 // # Modes
 //
@@ -63,7 +80,7 @@
 //
 // Metrics are keel_engine_* (records and bytes received, processed,
 // delivered, dead letters by action, filtered, skipped, parse errors,
-// failures by stage, block/parse/process/sink/commit durations, in-flight
-// block bytes). Receive errors other than ErrClosed are terminal: a
+// failures by stage, drains by result, block/parse/process/sink/commit
+// durations, in-flight block bytes). Receive errors other than ErrClosed are terminal: a
 // receiver that can recover from a transient fault retries inside Recv.
 package engine

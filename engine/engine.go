@@ -106,10 +106,13 @@ func (e *Engine) logger() *slog.Logger {
 // sink the out-batch, commit the input tokens. Nothing is parsed; a
 // process step that needs a field parses it (codec.Parse).
 //
-// Run returns nil when ctx is cancelled (the block in flight, if any, is
-// not committed and comes again from the source) and when the receiver
-// reports the end of a finite source (transport.ErrClosed) after the last
-// block was committed. Any other receive error, a process, routing, sink
+// Cancelling ctx stops intake: nothing is received after it. The block in
+// flight, if any, is finished and committed under a context that outlives
+// the cancellation by batch_processing.drain_timeout; if it does not
+// finish in time it is not committed and comes again from the source.
+// Either way Run then returns nil (or the block's terminal error). Run
+// also returns nil when the receiver reports the end of a finite source
+// (transport.ErrClosed) after the last block was committed. Any other receive error, a process, routing, sink
 // or commit error is terminal: Run returns a *StageError and nothing is
 // received or committed after it.
 func (e *Engine) Run(ctx context.Context, r transport.Receiver, process ProcessFunc, sink SinkFunc) error {
@@ -221,17 +224,30 @@ type blockFunc func(ctx context.Context, b transport.Batch, receivedAt time.Time
 
 // loop is the receive loop shared by every mode. It checks ctx first on
 // each turn, runs a due tick between blocks, and gives Recv a deadline at
-// the next tick so a quiet source cannot hold the ticker back.
+// the next tick so a quiet source cannot hold the ticker back. Blocks run
+// under the drain context (see drainContext): cancelling ctx stops intake
+// at once, and the block in flight finishes within drain_timeout.
 func (e *Engine) loop(ctx context.Context, r transport.Receiver, mode string, limits func() transport.Limits,
 	drive blockFunc, onEmpty func(time.Time)) error {
 	log := e.logger()
 	tk := newTicker(e.cfg.TickInterval, e.cfg.OnTick, time.Now())
 	log.Info("engine loop starting", "mode", mode, "receiver", r.Name(),
 		"max_chunk_size", e.cfg.maxRecords(), "commit_mode", e.cfg.CommitMode.String(),
-		"dead_letter_policy", e.policy.String(), "ticker", tk != nil)
+		"dead_letter_policy", e.policy.String(), "ticker", tk != nil, "drain_timeout", e.cfg.drainTimeout())
+	dctx, release := e.drainContext(ctx)
+	defer release()
 	stopped := func(reason string) error {
 		log.Info("engine loop stopped", "mode", mode, "receiver", r.Name(), "reason", reason)
 		return nil
+	}
+	// block drives b and turns the outcome into the loop's: go on, or
+	// stop with nil or a terminal error.
+	block := func(b transport.Batch, at time.Time, stopReason string) (bool, error) {
+		stop, err := e.runBlock(ctx, dctx, mode, r.Name(), drive, b, at)
+		if stop && err == nil {
+			return true, stopped(stopReason)
+		}
+		return stop, err
 	}
 	for {
 		if ctx.Err() != nil {
@@ -255,10 +271,16 @@ func (e *Engine) loop(ctx context.Context, r transport.Receiver, mode string, li
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
+				// A receiver may hand back what it gathered before the
+				// cancellation: it left the source, so it is drained.
+				if !b.IsEmpty() {
+					_, ferr := block(b, at, "context done")
+					return ferr
+				}
 				return stopped("context done")
 			case errors.Is(err, transport.ErrClosed):
 				if !b.IsEmpty() {
-					if ferr := e.driveChecked(ctx, drive, b, at); ferr != nil {
+					if stop, ferr := block(b, at, "context done"); stop {
 						return ferr
 					}
 				}
@@ -280,23 +302,21 @@ func (e *Engine) loop(ctx context.Context, r transport.Receiver, mode string, li
 			}
 			continue
 		}
-		if ferr := e.driveChecked(ctx, drive, b, at); ferr != nil {
-			if ctx.Err() != nil && errors.Is(ferr, ctx.Err()) {
-				return stopped("context done")
-			}
+		if stop, ferr := block(b, at, "context done (block in flight drained)"); stop {
 			return ferr
 		}
 	}
 }
 
-// driveChecked runs drive and turns a shutdown in the middle of a block
-// into a clean stop: the block is not committed.
+// driveChecked runs drive and counts and logs a terminal block failure. A
+// failure that is only the end of ctx (a shutdown that cut the block
+// short) is returned uncounted: the block was not committed.
 func (e *Engine) driveChecked(ctx context.Context, drive blockFunc, b transport.Batch, at time.Time) error {
 	err := drive(ctx, b, at)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if contextFailure(ctx, err) {
 		return err
 	}
 	var se *StageError
@@ -465,10 +485,16 @@ func (e *Engine) sink(ctx context.Context, sink SinkFunc, out transport.Batch) e
 	return nil
 }
 
-// commit acknowledges tokens; a block without tokens has nothing to commit.
+// commit acknowledges tokens; a block without tokens has nothing to
+// commit. Nothing is committed once ctx is done, whatever the receiver
+// does with a done context: a block cut short by the drain deadline is
+// committed entirely or not at all.
 func (e *Engine) commit(ctx context.Context, r transport.Receiver, tokens []transport.Token) error {
 	if len(tokens) == 0 {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	t := time.Now()
 	if err := r.Commit(ctx, tokens); err != nil {

@@ -33,6 +33,11 @@ var (
 	ErrParseBatch = errors.New("engine: block failed on a parse error (parse_error_action fail_batch)")
 	// ErrNilArgument reports a nil receiver, process or sink function.
 	ErrNilArgument = errors.New("engine: nil argument")
+	// ErrDrainTimeout is the cause (context.Cause) of the context a block
+	// runs under once batch_processing.drain_timeout passed after the run
+	// context was cancelled: the block in flight was not committed and
+	// comes again from the source. The loop itself returns nil then.
+	ErrDrainTimeout = errors.New("engine: batch_processing.drain_timeout passed after shutdown began; the block in flight was not committed")
 )
 
 // Stage names a step of the block loop.

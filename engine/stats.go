@@ -67,6 +67,7 @@ type instruments struct {
 	filtered, skipped, parseErrors, recordErrors                   prometheus.Counter
 	subBlocks, ticks, tickErrors, tokenMismatch                    prometheus.Counter
 	failures                                                       *metrics.CounterVec
+	drainCommitted, drainAbandoned                                 prometheus.Counter
 
 	blockDur, parseDur, processDur, sinkDur, commitDur prometheus.Observer
 	blockRecords, blockBytesHist                       prometheus.Observer
@@ -80,6 +81,8 @@ func newInstruments(reg *metrics.Registry) *instruments {
 	o := func(name, help, unit string) metrics.Opts {
 		return metrics.Opts{Namespace: "keel", Subsystem: "engine", Name: name, Help: help, Unit: unit, Group: "engine"}
 	}
+	drains := reg.CounterVec(o("drains_total",
+		"Blocks in flight when a run loop was cancelled, by result: committed (finished within drain_timeout) or abandoned (not committed; delivered again).", ""), "result")
 	dl := reg.CounterVec(o("dead_letters_total",
 		"Dead letters handled by the engine, by action: routed to the route function, discarded by policy, or rejected (terminal).", ""), "action")
 	return &instruments{
@@ -107,6 +110,8 @@ func newInstruments(reg *metrics.Registry) *instruments {
 		tickErrors: reg.Counter(o("tick_errors_total", "Ticker runs that returned an error (logged, not fatal).", "")),
 		tokenMismatch: reg.Counter(o("token_count_changes_total",
 			"Blocks whose process step returned a different number of commit tokens than it was given.", "")),
+		drainCommitted: drains.With("committed"),
+		drainAbandoned: drains.With("abandoned"),
 		failures: reg.CounterVec(o("failures_total",
 			"Terminal loop errors by stage (recv, process, route, sink, commit, parse): the loop stopped.", ""), "stage"),
 		blockDur: reg.Histogram(o("block_duration_seconds",

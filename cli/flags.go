@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keel-go/keel/logging"
+)
+
+// Names of the standard flags.
+const (
+	FlagConfig      = "config"
+	FlagLogLevel    = "log-level"
+	FlagLogFormat   = "log-format"
+	FlagMetricsAddr = "metrics-addr"
+	FlagVerbose     = "verbose"
+	FlagQuiet       = "quiet"
+)
+
+// Environment variables read when the matching flag is not given. They
+// carry no service prefix, so the same deployment conventions work for
+// every keel service, and none of them starts with a service's config
+// prefix, so they never leak into the config tree as keys.
+const (
+	// EnvConfigFile names the explicit config file (-c/--config).
+	EnvConfigFile = "CONFIG_FILE"
+	// EnvLogLevel is the log level (--log-level): debug, info, warn, error.
+	EnvLogLevel = "LOG_LEVEL"
+	// EnvLogFormat is the log format (--log-format): json, text, auto.
+	EnvLogFormat = "LOG_FORMAT"
+	// EnvMetricsAddr is the admin listen address (--metrics-addr).
+	EnvMetricsAddr = "METRICS_ADDR"
+)
+
+// ErrInvalidFlag is matched (errors.Is) by every error Flags.Resolve
+// returns for a bad flag or environment value.
+var ErrInvalidFlag = errors.New("cli: invalid flag")
+
+// Flags are the standard flags every keel service takes, resolved against
+// their environment fallbacks. A flag given on the command line wins over
+// its environment variable; both win over the config files (the runtime
+// passes them to the config cascade as its top layer).
+//
+//	-c, --config FILE      explicit config file        (CONFIG_FILE)
+//	    --log-level LEVEL  debug, info, warn, error    (LOG_LEVEL)
+//	    --log-format FMT   json, text, auto            (LOG_FORMAT)
+//	    --metrics-addr A   admin listen address        (METRICS_ADDR)
+//	-v, --verbose          debug logging (wins over --log-level)
+//	-q, --quiet            warnings and errors only (wins over --log-level)
+type Flags struct {
+	// ConfigFile is the explicit config file; "" means none.
+	ConfigFile string
+	// LogLevel is the log level asked for; "" means the config's.
+	LogLevel string
+	// LogFormat is the log format asked for; "" means the config's.
+	LogFormat string
+	// MetricsAddr overrides admin.addr; "" means the config's.
+	MetricsAddr string
+	// Verbose asks for debug logging.
+	Verbose bool
+	// Quiet asks for warnings and errors only.
+	Quiet bool
+	// Set is the parsed flag set of the command that runs (standard,
+	// service and command flags together), for config.Options.Flags. It
+	// is nil before Resolve.
+	Set *pflag.FlagSet
+	// Sources says where each resolved standard value came from, by flag
+	// name: "flag --log-level" or "env LOG_LEVEL". Values left at their
+	// default have no entry.
+	Sources map[string]string
+}
+
+// Register adds the standard flags to fs (the root command's persistent
+// flags, so that every command takes them).
+func (f *Flags) Register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.ConfigFile, FlagConfig, "c", "", "explicit config file, merged over settings.yaml (env "+EnvConfigFile+")")
+	fs.StringVar(&f.LogLevel, FlagLogLevel, "", "log level: debug, info, warn, error (env "+EnvLogLevel+"; default info)")
+	fs.StringVar(&f.LogFormat, FlagLogFormat, "", "log format: json, text, auto (env "+EnvLogFormat+"; default auto)")
+	fs.StringVar(&f.MetricsAddr, FlagMetricsAddr, "", "admin server listen address host:port (env "+EnvMetricsAddr+"; default :9090)")
+	fs.BoolVarP(&f.Verbose, FlagVerbose, "v", false, "debug logging")
+	fs.BoolVarP(&f.Quiet, FlagQuiet, "q", false, "log warnings and errors only")
+}
+
+// Resolve fills the standard values that were not given as flags from
+// their environment variables (getenv; nil means os.Getenv), records fs
+// as Set, and checks the values: -v with -q, an unknown level or format
+// and a malformed address are errors naming the flag or the variable.
+func (f *Flags) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	f.Set = fs
+	f.Sources = make(map[string]string)
+	for _, s := range []struct {
+		flag, env string
+		dst       *string
+	}{
+		{FlagConfig, EnvConfigFile, &f.ConfigFile},
+		{FlagLogLevel, EnvLogLevel, &f.LogLevel},
+		{FlagLogFormat, EnvLogFormat, &f.LogFormat},
+		{FlagMetricsAddr, EnvMetricsAddr, &f.MetricsAddr},
+	} {
+		if changed(fs, s.flag) {
+			f.Sources[s.flag] = "flag --" + s.flag
+			continue
+		}
+		if v := strings.TrimSpace(getenv(s.env)); v != "" {
+			*s.dst = v
+			f.Sources[s.flag] = "env " + s.env
+		}
+	}
+	return f.validate()
+}
+
+func changed(fs *pflag.FlagSet, name string) bool {
+	if fs == nil {
+		return false
+	}
+	fl := fs.Lookup(name)
+	return fl != nil && fl.Changed
+}
+
+func (f *Flags) source(flag string) string {
+	if s, ok := f.Sources[flag]; ok {
+		return s
+	}
+	return "flag --" + flag
+}
+
+func (f *Flags) validate() error {
+	var errs []error
+	if f.Verbose && f.Quiet {
+		errs = append(errs, fmt.Errorf("%w: -v/--verbose and -q/--quiet exclude each other; give one", ErrInvalidFlag))
+	}
+	if f.LogLevel != "" {
+		if _, err := logging.ParseLevel(f.LogLevel); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s is %q: use debug, info, warn or error", ErrInvalidFlag, f.source(FlagLogLevel), f.LogLevel))
+		}
+	}
+	if f.LogFormat != "" {
+		if _, err := logging.ParseFormat(f.LogFormat); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s is %q: use json, text or auto", ErrInvalidFlag, f.source(FlagLogFormat), f.LogFormat))
+		}
+	}
+	if f.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s is %q: use host:port, such as :9090 or 127.0.0.1:9090", ErrInvalidFlag, f.source(FlagMetricsAddr), f.MetricsAddr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Level returns the log level asked for: "debug" with -v, "warn" with -q,
+// else LogLevel ("" when neither the flag nor LOG_LEVEL was given).
+func (f *Flags) Level() string {
+	switch {
+	case f.Verbose:
+		return "debug"
+	case f.Quiet:
+		return "warn"
+	default:
+		return f.LogLevel
+	}
+}
+
+// IsStandard reports whether name is one of the standard flags (or
+// cobra's help flag): the runtime maps those to config keys itself, and
+// every other flag of Set to the key of its name.
+func IsStandard(name string) bool {
+	switch name {
+	case FlagConfig, FlagLogLevel, FlagLogFormat, FlagMetricsAddr, FlagVerbose, FlagQuiet, "help":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,481 @@
+package keel_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/secret"
+)
+
+// appSection is an app section holding a secret.
+type appSection struct {
+	Workers  int           `koanf:"workers"`
+	APIToken secret.String `koanf:"api_token"`
+}
+
+func (a *appSection) Validate() error {
+	if a.Workers < 1 {
+		return errors.New("work.workers must be >= 1")
+	}
+	return nil
+}
+
+const (
+	plantedToken    = "tok-3b1f9e7c-never-print"
+	plantedPassword = "hunter2-never-print"
+	defaultToken    = "default-token-never-print"
+)
+
+func cliApp() keel.App {
+	return keel.App{
+		Name:       "keeltest",
+		Version:    "2.3.4",
+		Sections:   map[string]any{"work": &appSection{Workers: 2, APIToken: secret.New(defaultToken)}},
+		Transports: []string{"transport"},
+		Defaults:   map[string]any{"transport.type": "inmem"},
+		RegisterMetrics: func(reg *metrics.Registry) {
+			reg.Counter(metrics.Opts{Name: "widgets_total", Help: "Widgets made."})
+		},
+		Flags: func(fs *pflag.FlagSet) { fs.Int("work.workers", 0, "workers") },
+		Commands: []*cobra.Command{{Use: "replay", Short: "Replay the dead letters", RunE: func(*cobra.Command, []string) error {
+			return nil
+		}}},
+		Run: func(ctx context.Context, rt *keel.Runtime) error { return nil },
+	}
+}
+
+// runCommand executes the app's command line in-process.
+func runCommand(t *testing.T, app keel.App, getenv map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := []keel.Option{
+		keel.WithConfigOptions(func(c *config.Options) {
+			c.WorkDir, c.SkipSystemDir, c.SkipUserConfigDir, c.SkipDotEnv = dir, true, true, true
+		}),
+		keel.WithGetenv(func(k string) string { return getenv[k] }),
+	}
+	root, err := keel.Command(app, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err = root.ExecuteContext(testCtx(t))
+	return out.String(), errb.String(), err
+}
+
+func noSecrets(t *testing.T, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		for _, secretValue := range []string{plantedToken, plantedPassword, defaultToken} {
+			if strings.Contains(s, secretValue) {
+				t.Fatalf("a secret was printed:\n%s", s)
+			}
+		}
+	}
+}
+
+func TestConfigCheckGoodFile(t *testing.T) {
+	path := writeFile(t, "good.yaml", `
+work:
+  workers: 4
+  api_token: `+plantedToken+`
+database:
+  password: `+plantedPassword+`
+memory:
+  pressure_threshold: 0.7
+`)
+	stdout, stderr, err := runCommand(t, cliApp(), nil, "config-check", "-c", path, "--metrics-addr", "127.0.0.1:9999")
+	if err != nil {
+		t.Fatalf("config-check: %v\n%s", err, stderr)
+	}
+	noSecrets(t, stdout, stderr)
+	contains(t, stderr, "configuration is valid", "stderr")
+	var dump struct {
+		Effective map[string]any `json:"effective"`
+		Sections  map[string]struct {
+			Effective map[string]any `json:"effective"`
+		} `json:"sections"`
+		Files []string `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &dump); err != nil {
+		t.Fatalf("stdout is not the JSON dump: %v\n%s", err, stdout)
+	}
+	for _, s := range append(keel.RuntimeSections(), "work", "transport.inmem") {
+		if _, ok := dump.Sections[s]; !ok {
+			t.Fatalf("section %q missing from the dump (%v)", s, keysOf(dump.Sections))
+		}
+	}
+	if got := dump.Sections["work"].Effective["workers"]; got != float64(4) {
+		t.Fatalf("work.workers %v, want 4 from the file", got)
+	}
+	if got := dump.Sections["admin"].Effective["addr"]; got != "127.0.0.1:9999" {
+		t.Fatalf("admin.addr %v, want the --metrics-addr flag", got)
+	}
+	if got := dump.Sections["work"].Effective["api_token"]; got != secret.Redacted {
+		t.Fatalf("api_token shown as %v", got)
+	}
+	if len(dump.Files) != 1 || dump.Files[0] != path {
+		t.Fatalf("files %v", dump.Files)
+	}
+}
+
+func TestConfigCheckBadFileNamesTheKey(t *testing.T) {
+	cases := map[string]string{
+		"work.workers":             "work:\n  workers: 0\n  api_token: " + plantedToken + "\n",
+		"memory.headroom_fraction": "memory:\n  headroom_fraction: 2\ndatabase:\n  password: " + plantedPassword + "\n",
+		"worker_pool.min_workers":  "worker_pool:\n  min_workers: lots\n",
+		"transport.type":           "transport:\n  type: smoke_signal\n",
+		"bad.yaml":                 "work: [unclosed\n",
+	}
+	for key, content := range cases {
+		t.Run(key, func(t *testing.T) {
+			path := writeFile(t, "bad.yaml", content)
+			stdout, stderr, err := runCommand(t, cliApp(), nil, "config-check", "--config", path)
+			if err == nil {
+				t.Fatalf("config-check accepted:\n%s", content)
+			}
+			contains(t, err.Error(), key, "the error")
+			if keel.ExitCode(err) != keel.ExitError {
+				t.Fatalf("exit code %d", keel.ExitCode(err))
+			}
+			noSecrets(t, stdout, stderr, err.Error())
+			if stdout != "" {
+				t.Fatalf("a failed check printed a configuration:\n%s", stdout)
+			}
+		})
+	}
+	// A missing --config file is an error naming it.
+	_, _, err := runCommand(t, cliApp(), nil, "config-check", "-c", "/nonexistent/keel.yaml")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/keel.yaml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestStandardFlagsReachTheConfig(t *testing.T) {
+	env := map[string]string{"LOG_LEVEL": "warn", "METRICS_ADDR": "127.0.0.1:7070", "CONFIG_FILE": writeFile(t, "env.yaml", "work:\n  workers: 5\n")}
+	stdout, stderr, err := runCommand(t, cliApp(), env, "config-check", "--work.workers", "9")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var dump struct {
+		Sections map[string]struct {
+			Effective map[string]any `json:"effective"`
+		} `json:"sections"`
+		Sources map[string]string `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &dump); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump.Sections["logging"].Effective["level"]; got != "warn" {
+		t.Fatalf("logging.level %v, want LOG_LEVEL", got)
+	}
+	if got := dump.Sections["admin"].Effective["addr"]; got != "127.0.0.1:7070" {
+		t.Fatalf("admin.addr %v, want METRICS_ADDR", got)
+	}
+	if got := dump.Sections["work"].Effective["workers"]; got != float64(9) {
+		t.Fatalf("work.workers %v, want the flag's 9 over CONFIG_FILE's 5", got)
+	}
+	if got := dump.Sources["work.workers"]; got != "flag --work.workers" {
+		t.Fatalf("source of work.workers %q", got)
+	}
+	// -v wins over LOG_LEVEL.
+	stdout, _, err = runCommand(t, cliApp(), env, "config-check", "-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, `"level": "debug"`) {
+		t.Fatal("-v did not set logging.level to debug")
+	}
+	// A bad flag value is refused before anything is built.
+	if _, _, err := runCommand(t, cliApp(), nil, "config-check", "--log-format", "xml"); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("bad --log-format: %v", err)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	stdout, _, err := runCommand(t, cliApp(), nil, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	contains(t, stdout, "keeltest 2.3.4\n", "version")
+	contains(t, stdout, "go:          go1.", "version")
+	bi := metrics.ReadBuildInfo()
+	if bi.Module != "" {
+		contains(t, stdout, "module:      "+bi.Module, "version")
+	}
+}
+
+func TestMetricsManifestCommand(t *testing.T) {
+	stdout, _, err := runCommand(t, cliApp(), nil, "metrics-manifest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m metrics.Manifest
+	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
+		t.Fatalf("not a manifest: %v\n%s", err, stdout)
+	}
+	if m.Namespace != "keeltest" {
+		t.Fatalf("namespace %q", m.Namespace)
+	}
+	have := map[string]bool{}
+	for _, d := range m.Metrics {
+		have[d.Name] = true
+		if d.Help == "" {
+			t.Fatalf("%s has no help text", d.Name)
+		}
+	}
+	for _, want := range []string{
+		"keel_engine_records_received_total", "keel_engine_drains_total", "keel_memory_limit_bytes",
+		"keel_pool_target_workers", "keel_scaling_pressure", "keel_lifecycle_shutdowns_total",
+		"keel_admin_http_requests_total", "keel_config_reloads_total", "keeltest_widgets_total",
+	} {
+		if !have[want] {
+			t.Fatalf("manifest lacks %s", want)
+		}
+	}
+}
+
+func TestConfigDefaultsCommand(t *testing.T) {
+	for _, format := range []string{"yaml", "json"} {
+		t.Run(format, func(t *testing.T) {
+			// The defaults ignore the environment and the files.
+			t.Setenv("KEELTEST_WORK__WORKERS", "99")
+			stdout, _, err := runCommand(t, cliApp(), nil, "config-defaults", "--format", format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noSecrets(t, stdout)
+			var tree map[string]any
+			if format == "yaml" {
+				err = yaml.Unmarshal([]byte(stdout), &tree)
+			} else {
+				err = json.Unmarshal([]byte(stdout), &tree)
+			}
+			if err != nil {
+				t.Fatalf("not %s: %v\n%s", format, err, stdout)
+			}
+			for _, s := range append(keel.RuntimeSections(), "work", "transport") {
+				if _, ok := tree[s]; !ok {
+					t.Fatalf("section %q missing:\n%s", s, stdout)
+				}
+			}
+			work := tree["work"].(map[string]any)
+			if w, _ := work["workers"].(int); format == "yaml" && w != 2 {
+				t.Fatalf("work.workers default %v, want 2", work["workers"])
+			}
+			if w, _ := work["workers"].(float64); format == "json" && w != 2 {
+				t.Fatalf("work.workers default %v, want 2", work["workers"])
+			}
+			ad := tree["admin"].(map[string]any)
+			bp := tree["batch_processing"].(map[string]any)
+			if ad["addr"] != ":9090" || bp["drain_timeout"] != "10s" {
+				t.Fatalf("runtime defaults not resolved: admin %v, batch_processing %v", ad, bp)
+			}
+			tr := tree["transport"].(map[string]any)
+			if tr["type"] != "inmem" || tr["inmem"] == nil {
+				t.Fatalf("transport defaults %v", tr)
+			}
+		})
+	}
+}
+
+func TestAppCommandsAreAdded(t *testing.T) {
+	root, err := keel.Command(cliApp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, c := range root.Commands() {
+		names[c.Name()] = true
+	}
+	for _, want := range []string{"run", "version", "config-check", "config-defaults", "metrics-manifest", "replay"} {
+		if !names[want] {
+			t.Fatalf("command %q missing (%v)", want, names)
+		}
+	}
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// --- keel.Main in a subprocess ---
+
+const helperEnv = "KEEL_TEST_HELPER_MAIN"
+
+// TestHelperMain is not a test: the subprocess tests re-execute the test
+// binary with -test.run=TestHelperMain and helperEnv set to a mode, and
+// this function then runs keel.Main, which exits the process.
+func TestHelperMain(t *testing.T) {
+	mode := os.Getenv(helperEnv)
+	if mode == "" {
+		t.Skip("runs only as the subprocess of the keel.Main exit code tests")
+	}
+	var args []string
+	if a := os.Getenv(helperEnv + "_ARGS"); a != "" {
+		args = strings.Split(a, "\x1f")
+	}
+	os.Args = append([]string{os.Args[0]}, args...)
+	dir, err := os.MkdirTemp("", "keel-helper-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := keel.App{Name: "keelhelper", Run: func(ctx context.Context, rt *keel.Runtime) error {
+		switch mode {
+		case "fail":
+			return errors.New("database unreachable: password=" + plantedPassword)
+		case "serve":
+			rt.MarkStarted()
+			os.Stdout.WriteString("ready\n")
+			<-ctx.Done()
+			return nil
+		case "hang":
+			os.Stdout.WriteString("ready\n")
+			<-ctx.Done()
+			os.Stdout.WriteString("stopping\n")
+			for {
+				time.Sleep(time.Hour) // never returns
+			}
+		}
+		return nil
+	}}
+	keel.Main(app,
+		keel.WithConfigOptions(func(c *config.Options) {
+			c.WorkDir, c.SkipSystemDir, c.SkipUserConfigDir, c.SkipDotEnv = dir, true, true, true
+		}),
+		keel.WithConfigWatch(config.WatchOptions{PollInterval: -1, DisableSIGHUP: true}),
+		keel.WithOverrides(map[string]any{"admin.addr": "127.0.0.1:0", "lifecycle.prestop_delay": "-1s"}))
+}
+
+// helper starts the test binary as a keel service in mode with args.
+func helper(t *testing.T, mode string, args ...string) (*exec.Cmd, *bufio.Scanner, *syncBuffer) {
+	t.Helper()
+	cmd := exec.CommandContext(testCtx(t), os.Args[0], "-test.run=^TestHelperMain$")
+	// GORACE: a race-enabled binary otherwise sleeps a second at exit.
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperEnv+"_ARGS="+strings.Join(args, "\x1f"), "GORACE=atexit_sleep_ms=0")
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(out), stderr
+}
+
+func exitCode(t *testing.T, cmd *exec.Cmd, stderr *syncBuffer) int {
+	t.Helper()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	default:
+		t.Fatalf("wait: %v\n%s", err, stderr.String())
+		return -1
+	}
+}
+
+func expectLine(t *testing.T, sc *bufio.Scanner, want string) {
+	t.Helper()
+	for sc.Scan() {
+		if sc.Text() == want {
+			return
+		}
+	}
+	t.Fatalf("the service never printed %q", want)
+}
+
+func TestMainExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	t.Run("clean_0", func(t *testing.T) {
+		cmd, _, stderr := helper(t, "ok")
+		if code := exitCode(t, cmd, stderr); code != keel.ExitOK {
+			t.Fatalf("exit %d, want 0\n%s", code, stderr.String())
+		}
+	})
+	t.Run("sigterm_0", func(t *testing.T) {
+		cmd, out, stderr := helper(t, "serve", "run")
+		expectLine(t, out, "ready")
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := exitCode(t, cmd, stderr); code != keel.ExitOK {
+			t.Fatalf("exit %d, want 0\n%s", code, stderr.String())
+		}
+		contains(t, stderr.String(), "service stopped cleanly", "stderr")
+	})
+	t.Run("failure_1", func(t *testing.T) {
+		cmd, _, stderr := helper(t, "fail")
+		if code := exitCode(t, cmd, stderr); code != keel.ExitError {
+			t.Fatalf("exit %d, want 1\n%s", code, stderr.String())
+		}
+		contains(t, stderr.String(), "database unreachable", "stderr")
+		noSecrets(t, stderr.String())
+	})
+	t.Run("config_check_0", func(t *testing.T) {
+		path := writeFile(t, "good.yaml", "database:\n  password: "+plantedPassword+"\n")
+		cmd, out, stderr := helper(t, "ok", "config-check", "-c", path)
+		var stdout strings.Builder
+		for out.Scan() {
+			stdout.WriteString(out.Text() + "\n")
+		}
+		if code := exitCode(t, cmd, stderr); code != keel.ExitOK {
+			t.Fatalf("exit %d, want 0\n%s", code, stderr.String())
+		}
+		contains(t, stdout.String(), `"password": "[REDACTED]"`, "stdout")
+		noSecrets(t, stdout.String(), stderr.String())
+	})
+	t.Run("config_check_1", func(t *testing.T) {
+		path := writeFile(t, "bad.yaml", "memory:\n  pressure_threshold: 7\n")
+		cmd, _, stderr := helper(t, "ok", "config-check", "-c", path)
+		if code := exitCode(t, cmd, stderr); code != keel.ExitError {
+			t.Fatalf("exit %d, want 1\n%s", code, stderr.String())
+		}
+		contains(t, stderr.String(), "memory.pressure_threshold", "stderr")
+	})
+	t.Run("forced_2", func(t *testing.T) {
+		cmd, out, stderr := helper(t, "hang")
+		expectLine(t, out, "ready")
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		expectLine(t, out, "stopping")
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := exitCode(t, cmd, stderr); code != keel.ExitForced {
+			t.Fatalf("exit %d, want 2\n%s", code, stderr.String())
+		}
+		contains(t, stderr.String(), "still_running", "stderr")
+	})
+}

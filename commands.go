@@ -1,0 +1,228 @@
+package keel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keel-go/keel/admin"
+	"github.com/keel-go/keel/cli"
+	"github.com/keel-go/keel/codec"
+	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/lifecycle"
+	"github.com/keel-go/keel/logging"
+	"github.com/keel-go/keel/metrics"
+)
+
+// configCheck is the config-check command: build every component from the
+// whole configuration without starting anything, then print the redacted
+// effective configuration as JSON on stdout and a summary on stderr.
+func configCheck(ctx context.Context, app *App, o *options, stdout, stderr io.Writer) error {
+	rt, err := build(ctx, app, o, modeCheck)
+	if err != nil {
+		return err
+	}
+	defer rt.release()
+	dump, err := rt.cfg.DumpJSON()
+	if err != nil {
+		return fmt.Errorf("keel: render the effective configuration: %w", err)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, dump, "", "  "); err != nil {
+		return fmt.Errorf("keel: render the effective configuration: %w", err)
+	}
+	pretty.WriteByte('\n')
+	files := rt.cfg.Files()
+	if len(files) == 0 {
+		files = []string{"(none: defaults, environment and flags only)"}
+	}
+	summary := fmt.Sprintf("configuration is valid\nservice:   %s %s\nenv:       %s\nfiles:     %s\nlog level: %s\nadmin:     %s\n",
+		rt.app.Name, rt.version, rt.cfg.AppEnv(), strings.Join(files, ", "), rt.level.Level(), rt.sections.admin.Addr)
+	if _, err := io.WriteString(stderr, logging.MaskString(summary)); err != nil {
+		return err
+	}
+	_, err = stdout.Write(pretty.Bytes())
+	return err
+}
+
+// configDefaults is the config-defaults command: every section the
+// runtime and the app read, decoded from the code defaults alone (no
+// files, no environment, no flags), redacted, as YAML or JSON.
+func configDefaults(ctx context.Context, app *App, o *options, format string, stdout io.Writer) error {
+	if err := app.check(false); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "keel-defaults-")
+	if err != nil {
+		return fmt.Errorf("keel: config-defaults needs an empty directory to load from: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	reg := metrics.New(metrics.Config{Namespace: app.namespace(), NoRuntimeCollectors: true})
+	log := logging.New(logging.Options{Output: o.logOutput, Level: slog.LevelWarn, Metrics: reg})
+	cfg, err := config.Load(ctx, config.Options{
+		Defaults: app.Defaults, WorkDir: dir, SkipSystemDir: true, SkipUserConfigDir: true, SkipDotEnv: true,
+		Logger: log, Metrics: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("keel: load the code defaults: %w", err)
+	}
+	var rs runtimeSections
+	if err := errors.Join(decodeRuntimeSections(cfg, &rs), decodeAppSections(cfg, app, false)); err != nil {
+		return err
+	}
+	rt := &Runtime{app: app, opts: o, mode: modeCheck, cfg: cfg, reg: reg, log: log}
+	rt.builders = rt.builtinTransports()
+	for k, b := range o.transports {
+		rt.builders[k] = b
+	}
+	for _, s := range app.Transports {
+		tc, b, terr := rt.transportContext(s)
+		switch {
+		case errors.Is(terr, ErrUnknownTransport) && !cfg.Contains(s+".type"):
+			// No default type: there is no sub-section to show.
+			continue
+		case terr != nil:
+			return terr
+		case b.Validate != nil:
+			if err := b.Validate(tc); err != nil {
+				return err
+			}
+		}
+	}
+	tree := make(map[string]any)
+	for _, info := range cfg.Sections() {
+		nest(tree, strings.Split(info.Name, "."), info.Effective)
+	}
+	// The runtime sections mean "default" by a zero value: show the values
+	// those zeros stand for.
+	for name, v := range resolvedDefaults(rs) {
+		tree[name] = config.Redact(v)
+	}
+	for _, s := range app.Transports {
+		if cfg.Contains(s + ".type") {
+			if t, err := cfg.String(s + ".type"); err == nil {
+				nest(tree, strings.Split(s+".type", "."), t)
+			}
+		}
+	}
+	var out []byte
+	if format == cli.FormatJSON {
+		out, err = json.MarshalIndent(tree, "", "  ")
+		out = append(out, '\n')
+	} else {
+		out, err = yaml.Marshal(tree)
+	}
+	if err != nil {
+		return fmt.Errorf("keel: render the defaults as %s: %w", format, err)
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+// resolvedDefaults returns the runtime sections with every zero value
+// that means a documented default replaced by that default. Values that
+// depend on the machine (worker_pool.max_workers and initial_workers,
+// GOMAXPROCS) or on the environment (lifecycle.prestop_delay) keep their
+// zero, which the section documents.
+func resolvedDefaults(rs runtimeSections) map[string]any {
+	lg := rs.logging
+	if lg.Level == "" {
+		lg.Level = "info"
+	}
+	if lg.Format == "" {
+		lg.Format = logging.FormatAuto
+	}
+	if lg.AddSource == nil {
+		on := true
+		lg.AddSource = &on
+	}
+	if lg.FloodBurst == 0 {
+		lg.FloodBurst = 50
+	}
+	lc := rs.lifecycle
+	if lc.ShutdownTimeout == 0 {
+		lc.ShutdownTimeout = lifecycle.DefaultShutdownTimeout
+	}
+	ad := rs.admin
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&ad.ReadHeaderTimeout, admin.DefaultReadHeaderTimeout}, {&ad.ReadTimeout, admin.DefaultReadTimeout},
+		{&ad.WriteTimeout, admin.DefaultWriteTimeout}, {&ad.IdleTimeout, admin.DefaultIdleTimeout},
+		{&ad.ShutdownTimeout, admin.DefaultShutdownTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if ad.Addr == "" {
+		ad.Addr = admin.DefaultAddr
+	}
+	pc := rs.pool.WithDefaults()
+	pc.MaxWorkers, pc.InitialWorkers = rs.pool.MaxWorkers, rs.pool.InitialWorkers
+	ec := rs.engine
+	if ec.MaxRecords == 0 {
+		ec.MaxRecords = engine.DefaultMaxRecords
+	}
+	if ec.MaxDepth == 0 {
+		ec.MaxDepth = codec.DefaultMaxDepth
+	}
+	if ec.DrainTimeout == 0 {
+		ec.DrainTimeout = engine.DefaultDrainTimeout
+	}
+	return map[string]any{
+		SectionLogging: lg, SectionLifecycle: lc, SectionAdmin: ad,
+		SectionMemory: rs.memory.WithDefaults(), SectionPool: pc, SectionScaling: rs.scaling.WithDefaults(),
+		SectionEngine: ec,
+	}
+}
+
+// nest sets path in tree to v, creating the maps on the way.
+func nest(tree map[string]any, path []string, v any) {
+	for _, p := range path[:len(path)-1] {
+		next, ok := tree[p].(map[string]any)
+		if !ok {
+			next = make(map[string]any)
+			tree[p] = next
+		}
+		tree = next
+	}
+	last := path[len(path)-1]
+	if existing, ok := tree[last].(map[string]any); ok {
+		if m, ok := v.(map[string]any); ok {
+			for k, x := range m {
+				existing[k] = x
+			}
+			return
+		}
+	}
+	tree[last] = v
+}
+
+// metricsManifest is the metrics-manifest command: build every component
+// without starting anything, so that each registers its metrics, and
+// print the registry's manifest as JSON.
+func metricsManifest(ctx context.Context, app *App, o *options, stdout io.Writer) error {
+	rt, err := build(ctx, app, o, modeCheck)
+	if err != nil {
+		return err
+	}
+	defer rt.release()
+	out, err := json.MarshalIndent(rt.reg.Manifest(), "", "  ")
+	if err != nil {
+		return fmt.Errorf("keel: render the metrics manifest: %w", err)
+	}
+	_, err = stdout.Write(append(out, '\n'))
+	return err
+}

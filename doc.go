@@ -1,0 +1,113 @@
+// Package keel wires every pillar of a data service — configuration,
+// logging, metrics, health, graceful shutdown, the admin server, the
+// memory guard, the worker pool, the scaling signal, the batch engine and
+// the transports — in the right order, from config, and shuts them down
+// in the right order.
+//
+// # Start
+//
+//	func main() {
+//		keel.Main(keel.App{Name: "orders", Run: serve})
+//	}
+//
+//	func serve(ctx context.Context, rt *keel.Runtime) error {
+//		in, err := rt.Receiver(ctx, "input")
+//		if err != nil { return err }
+//		out, err := rt.Sender(ctx, "output")
+//		if err != nil { return err }
+//		rt.MarkStarted()
+//		return rt.Engine().Run(ctx, in, transform, rt.Engine().SinkTo(out))
+//	}
+//
+// Main parses the command line (package cli: run, version, config-check,
+// config-defaults, metrics-manifest, and the flags -c/--config,
+// --log-level, --log-format, --metrics-addr, -v, -q), runs the command,
+// and is the only place in keel that exits the process: 0 after a clean
+// shutdown, 1 on an error, 2 when a second signal forced the exit. Run is
+// the same without the command line, for tests and embedding.
+//
+// # Build order
+//
+// Each step reads its own config section with config.Section, so every
+// section is in the config registry and config-check and /config show the
+// whole effective configuration, redacted. A section that does not decode
+// or validate is a start-up error (*SectionError) naming the key.
+//
+//  1. the standard flags, parsed by the cli, and their environment
+//     fallbacks;
+//  2. the config cascade (config.Load with the app name, so the
+//     environment prefix is the upper-cased name; App.Defaults below the
+//     files; the flags on top), then every runtime section and
+//     App.Sections;
+//  3. logging (section logging: level, format, masking, the service and
+//     version fields), installed as slog's default; a reload changes the
+//     level;
+//  4. metrics: a registry whose app namespace is the app name, installed
+//     as metrics.Default; App.RegisterMetrics;
+//  5. health: the registry behind the probes, installed as health.Default;
+//  6. lifecycle (section lifecycle: prestop_delay, shutdown_timeout);
+//  7. the admin server (section admin; --metrics-addr overrides
+//     admin.addr; /config only with admin.enable_config);
+//  8. the memory guard (section memory), ApplyGoMemoryLimit, and
+//     /memory/pressure;
+//  9. the worker pool (section worker_pool) and its Scaler, fed by the
+//     memory guard;
+//  10. the scaling pressure (section scaling) with the memory guard, the
+//     pool's saturation and the process CPU as sources, at
+//     /scaling/pressure;
+//  11. the byte budget (WithByteBudget) and the dead-letter route
+//     (WithDeadLetterRouter), then the batch engine (section
+//     batch_processing) on the pool, with the memory guard as its
+//     MemoryAccountant;
+//  12. the transport sections the app declares (App.Transports) are
+//     checked;
+//
+// then the admin server starts listening, the scaler, the scaling loop
+// and the config watch (hot reload) start in the background, signal
+// handling starts, and App.Run is called with the Runtime handle.
+//
+// # Transports
+//
+// Runtime.Receiver and Runtime.Sender build a transport from a config
+// section with a type key: transport.type: inmem, file or pipe (or a type
+// added with WithTransport), whose settings are in the sub-section of the
+// type's name (transport.file.path). A missing or unknown type is an
+// error listing the known ones. Every transport built is a health check,
+// so readiness reflects it, and is closed at shutdown.
+//
+// # Readiness
+//
+// The startup probe passes once the app calls Runtime.MarkStarted;
+// readiness is started, not draining, and no health check unhealthy.
+//
+// # Shutdown
+//
+// A signal (SIGTERM, SIGINT), the end of the ctx given to Run, or App.Run
+// returning starts the shutdown. In order:
+//
+//  1. readiness fails (the health registry is marked draining);
+//  2. the pre-stop delay passes (lifecycle.prestop_delay; 5 s on
+//     Kubernetes, none elsewhere), so the endpoints are updated;
+//  3. the app's ctx is cancelled: intake stops, and the engine finishes
+//     the block in flight within batch_processing.drain_timeout, commits
+//     it or, past the deadline, commits nothing of it;
+//
+// then, under one deadline (lifecycle.shutdown_timeout, 30 s), the phases:
+//
+//  4. app: wait for App.Run to return;
+//  5. background: stop the Runtime.Go tasks, the scalers and the config
+//     watch;
+//  6. shutdown_hooks: the Runtime.OnShutdown hooks (flush a dead-letter
+//     queue or a spool here), newest first;
+//  7. senders: flush and close every sender, then receivers: close every
+//     receiver;
+//  8. worker_pool: close the pool;
+//  9. final_hooks: the Runtime.OnShutdownLast hooks (flush telemetry);
+//  10. admin: stop the admin server, which answered probes until then.
+//
+// Run then returns nil (exit 0). When the deadline passes first, the rest
+// is skipped and Run returns an error wrapping ErrShutdownIncomplete that
+// names what was still running (and logs it); a second signal at any
+// point returns an error wrapping lifecycle.ErrForced at once, also
+// naming what was still running (exit 2).
+package keel

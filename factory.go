@@ -1,0 +1,355 @@
+package keel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/health"
+	"github.com/keel-go/keel/logging"
+	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/file"
+	"github.com/keel-go/keel/transport/inmem"
+	"github.com/keel-go/keel/transport/pipe"
+)
+
+// Built-in transport types.
+const (
+	TransportInmem = "inmem"
+	TransportFile  = "file"
+	TransportPipe  = "pipe"
+)
+
+// TransportBuilder builds the receiver and the sender of one transport
+// type from its config section. Register one with WithTransport; a nil
+// Receiver or Sender means the type does not support that side.
+type TransportBuilder struct {
+	// Validate checks the type's settings without connecting or opening
+	// anything. Start-up and config-check call it for every section in
+	// App.Transports. Nil means the settings are only checked when a
+	// receiver or sender is built.
+	Validate func(tc TransportContext) error
+	// Receiver builds a receiver.
+	Receiver func(ctx context.Context, tc TransportContext) (transport.Receiver, error)
+	// Sender builds a sender.
+	Sender func(ctx context.Context, tc TransportContext) (transport.Sender, error)
+}
+
+// TransportContext is what a TransportBuilder builds from: the section
+// that names the transport, its type, and the key of the type's own
+// settings. For
+//
+//	input:
+//	  type: file
+//	  file:
+//	    path: /data/in.ndjson
+//
+// Section is "input", Type "file" and Key "input.file".
+type TransportContext struct {
+	// Section is the transport section, e.g. "transport".
+	Section string
+	// Type is the value of its type key, e.g. "kafka".
+	Type string
+	// Key is where the type's settings live: Section + "." + Type.
+	Key string
+	// Runtime gives the builder the service's config, logger, metrics,
+	// memory guard and the rest.
+	Runtime *Runtime
+}
+
+// Decode decodes the type's settings (the section at Key) into dst, a
+// pointer pre-filled with defaults, and registers them, so config-check
+// and /config show them. An error is a *SectionError naming Key.
+func (tc TransportContext) Decode(dst any) error {
+	if err := tc.Runtime.cfg.Section(tc.Key, dst); err != nil {
+		return &SectionError{Key: tc.Key, Err: err}
+	}
+	return nil
+}
+
+// builtinTransports returns the built-in builders. The inmem builder
+// keeps one queue per section in rt, so the receiver and the sender of
+// one section are the two ends of the same queue.
+func (rt *Runtime) builtinTransports() map[string]TransportBuilder {
+	return map[string]TransportBuilder{
+		TransportInmem: {
+			Validate: func(tc TransportContext) error {
+				_, err := decodeInmem(tc)
+				return err
+			},
+			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) { return rt.inmemQueue(tc) },
+			Sender:   func(_ context.Context, tc TransportContext) (transport.Sender, error) { return rt.inmemQueue(tc) },
+		},
+		TransportFile: {
+			Validate: func(tc TransportContext) error {
+				_, err := decodeFile(tc)
+				return err
+			},
+			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) {
+				c, err := decodeFile(tc)
+				if err != nil {
+					return nil, err
+				}
+				return file.NewReceiver(c)
+			},
+			Sender: func(_ context.Context, tc TransportContext) (transport.Sender, error) {
+				c, err := decodeFile(tc)
+				if err != nil {
+					return nil, err
+				}
+				return file.NewSender(c)
+			},
+		},
+		TransportPipe: {
+			Validate: func(tc TransportContext) error {
+				_, err := decodePipe(tc)
+				return err
+			},
+			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) {
+				c, err := decodePipe(tc)
+				if err != nil {
+					return nil, err
+				}
+				return pipe.NewReceiver(c)
+			},
+			Sender: func(_ context.Context, tc TransportContext) (transport.Sender, error) {
+				c, err := decodePipe(tc)
+				if err != nil {
+					return nil, err
+				}
+				return pipe.NewSender(c)
+			},
+		},
+	}
+}
+
+func decodeInmem(tc TransportContext) (inmem.Config, error) {
+	var c inmem.Config
+	if err := tc.Decode(&c); err != nil {
+		return c, err
+	}
+	var errs []error
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("%s.buffer_size is %d: use a queue capacity >= 1 (0 means %d)", tc.Key, c.Capacity, inmem.DefaultCapacity))
+	}
+	if c.RecvTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%s.recv_timeout is %s: use a duration >= 0 (0 waits for the first record)", tc.Key, c.RecvTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, &SectionError{Key: tc.Key, Err: fmt.Errorf("%w: %w", transport.ErrConfig, err)}
+	}
+	return c, nil
+}
+
+func decodeFile(tc TransportContext) (file.Config, error) {
+	var c file.Config
+	if err := tc.Decode(&c); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, &SectionError{Key: tc.Key, Err: rekey(err, file.Section, tc.Key)}
+	}
+	c.Metrics, c.Logger = tc.Runtime.reg, tc.Runtime.log
+	return c, nil
+}
+
+func decodePipe(tc TransportContext) (pipe.Config, error) {
+	var c pipe.Config
+	if err := tc.Decode(&c); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, &SectionError{Key: tc.Key, Err: rekey(err, pipe.Section, tc.Key)}
+	}
+	c.Metrics, c.Logger = tc.Runtime.reg, tc.Runtime.log
+	return c, nil
+}
+
+// rekeyedError is an error whose text names the keys of the section they
+// were read from: a transport package names its keys under its default
+// section (transport.file.path), which is wrong for input.file.path.
+type rekeyedError struct {
+	msg string
+	err error
+}
+
+func (e *rekeyedError) Error() string { return e.msg }
+func (e *rekeyedError) Unwrap() error { return e.err }
+
+// rekey rewrites the keys under from to keys under to in err's text,
+// keeping err as the cause.
+func rekey(err error, from, to string) error {
+	if from == to {
+		return err
+	}
+	return &rekeyedError{msg: strings.ReplaceAll(err.Error(), from+".", to+"."), err: err}
+}
+
+// inmemQueue returns the section's queue, creating it on first use.
+func (rt *Runtime) inmemQueue(tc TransportContext) (*inmem.Transport, error) {
+	c, err := decodeInmem(tc)
+	if err != nil {
+		return nil, err
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if q, ok := rt.inmem[tc.Section]; ok {
+		return q, nil
+	}
+	q := inmem.New(c)
+	rt.inmem[tc.Section] = q
+	return q, nil
+}
+
+// TransportTypes returns the transport types this runtime can build,
+// sorted.
+func (rt *Runtime) TransportTypes() []string {
+	return slices.Sorted(maps.Keys(rt.builders))
+}
+
+// transportContext resolves a transport section to its builder.
+func (rt *Runtime) transportContext(section string) (TransportContext, TransportBuilder, error) {
+	if section == "" {
+		section = SectionTransport
+	}
+	known := strings.Join(rt.TransportTypes(), ", ")
+	key := section + ".type"
+	typ, err := rt.cfg.String(key)
+	if err != nil {
+		if errors.Is(err, config.ErrNotFound) {
+			return TransportContext{}, TransportBuilder{}, &SectionError{Key: section, Err: fmt.Errorf(
+				"%w: %s is not set: set it to one of %s (environment variable %s)",
+				ErrUnknownTransport, key, known, config.EnvVarName(rt.cfg.EnvPrefix(), key))}
+		}
+		return TransportContext{}, TransportBuilder{}, &SectionError{Key: section, Err: err}
+	}
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	b, ok := rt.builders[typ]
+	if !ok {
+		return TransportContext{}, TransportBuilder{}, &SectionError{Key: section, Err: fmt.Errorf(
+			"%w: %s is %q: use one of %s", ErrUnknownTransport, key, typ, known)}
+	}
+	return TransportContext{Section: section, Type: typ, Key: section + "." + typ, Runtime: rt}, b, nil
+}
+
+// checkTransport validates a transport section without building it.
+func (rt *Runtime) checkTransport(section string) error {
+	tc, b, err := rt.transportContext(section)
+	if err != nil {
+		return err
+	}
+	if b.Validate != nil {
+		return b.Validate(tc)
+	}
+	return nil
+}
+
+// Receiver builds a receiver from a transport section ("" means
+// "transport"): its type key picks the builder (inmem, file, pipe, and
+// those added with WithTransport), which reads its settings from the
+// sub-section of the type's name (transport.file, ...). A missing or
+// unknown type is an error listing the known ones.
+//
+// The receiver is wrapped by the WithReceiverWrapper wrappers, registered
+// as a health check ("receiver:<section>") so readiness reflects it, and
+// closed at shutdown after the senders. The inmem type returns one queue
+// per section, shared with Sender of the same section.
+func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Receiver, error) {
+	if err := rt.refuseWhenClosing("Receiver"); err != nil {
+		return nil, err
+	}
+	tc, b, err := rt.transportContext(section)
+	if err != nil {
+		return nil, err
+	}
+	if b.Receiver == nil {
+		return nil, &SectionError{Key: tc.Section, Err: fmt.Errorf("%w: transport type %q has no receiver; use it as a sender",
+			transport.ErrConfig, tc.Type)}
+	}
+	r, err := b.Receiver(ctx, tc)
+	if err != nil {
+		return nil, fmt.Errorf("keel: build the %s receiver of section %q: %w", tc.Type, tc.Section, err)
+	}
+	for _, w := range rt.opts.receiverWrapper {
+		wrapped, werr := w(ctx, tc, r)
+		if werr != nil {
+			_ = r.Close(ctx)
+			return nil, fmt.Errorf("keel: wrap the %s receiver of section %q: %w", tc.Type, tc.Section, werr)
+		}
+		r = wrapped
+	}
+	if err := rt.adopt("receiver", tc, r, r.Health, r.Close); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Sender builds a sender from a transport section ("" means "transport"),
+// like Receiver. It is registered as a health check ("sender:<section>")
+// and flushed and closed at shutdown, before the receivers.
+func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender, error) {
+	if err := rt.refuseWhenClosing("Sender"); err != nil {
+		return nil, err
+	}
+	tc, b, err := rt.transportContext(section)
+	if err != nil {
+		return nil, err
+	}
+	if b.Sender == nil {
+		return nil, &SectionError{Key: tc.Section, Err: fmt.Errorf("%w: transport type %q has no sender; use it as a receiver",
+			transport.ErrConfig, tc.Type)}
+	}
+	s, err := b.Sender(ctx, tc)
+	if err != nil {
+		return nil, fmt.Errorf("keel: build the %s sender of section %q: %w", tc.Type, tc.Section, err)
+	}
+	if err := rt.adopt("sender", tc, s, s.Health, s.Close); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// closable is a transport the runtime closes at shutdown.
+type closable struct {
+	name  string
+	check string
+	id    any // the transport, for de-duplication when comparable
+	close func(context.Context) error
+}
+
+// adopt registers a built transport: its health check and its close.
+func (rt *Runtime) adopt(side string, tc TransportContext, t any, healthFn, closeFn func(context.Context) error) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closing {
+		_ = closeFn(context.Background())
+		return fmt.Errorf("%w: %s of section %q built during shutdown; it was closed", ErrShuttingDown, side, tc.Section)
+	}
+	base := side + ":" + tc.Section
+	rt.checkSeq[base]++
+	check := base
+	if n := rt.checkSeq[base]; n > 1 {
+		check = base + "#" + strconv.Itoa(n)
+	}
+	c := closable{name: fmt.Sprintf("%s %q (%s)", side, tc.Section, tc.Type), check: check, close: closeFn}
+	if reflect.TypeOf(t).Comparable() {
+		c.id = t
+	}
+	if side == "sender" {
+		rt.senders = append(rt.senders, c)
+	} else {
+		rt.receivers = append(rt.receivers, c)
+	}
+	return rt.health.Register(check, func(ctx context.Context) (health.Status, string) {
+		if err := healthFn(ctx); err != nil {
+			return health.Unhealthy, logging.MaskString(err.Error())
+		}
+		return health.Healthy, ""
+	})
+}
