@@ -14,7 +14,7 @@ func TestIsSensitiveKey(t *testing.T) {
 	sensitive := []string{
 		"password", "db_password", "DB_PASSWORD", "dbPassword", "passwd", "passphrase",
 		"secret", "client_secret", "secrets", "token", "access_token", "accessToken", "authtoken",
-		"key", "api_key", "apiKey", "APIKey", "apikey", "private_key", "privateKey", "keys",
+		"key", "api_key", "apiKey", "APIKey", "apikey", "private_key", "privateKey", "keys", "api_keys", "ssh_keys", "signingKeys",
 		"credential", "credentials", "aws_credentials_file", "auth", "oauth", "basic_auth",
 		"authorization", "authentication", "private", "cert", "tls_cert_path", "client-cert",
 		"cacert", "certificate", "dsn", "sentry_dsn", "connection_string", "connectionString",
@@ -24,7 +24,7 @@ func TestIsSensitiveKey(t *testing.T) {
 	plain := []string{
 		"keyboard", "monkey", "author", "authority", "host", "port", "brokers", "hotkeys_enabled",
 		"log_level", "timeout", "concert", "tokenizer", "passenger", "database.host", "kafka.topic",
-		"", "MYAPP_LOG_LEVEL", "keyspace", "turkey",
+		"", "MYAPP_LOG_LEVEL", "keyspace", "turkey", "intern_keys", "batch_processing.intern_keys", "sort_keys",
 	}
 	for _, k := range sensitive {
 		if !IsSensitiveKey(k) {

@@ -31,8 +31,15 @@ func sensitiveSegment(seg string) bool {
 		return false
 	}
 	var joined strings.Builder
-	for _, w := range words(seg) {
+	ws := words(seg)
+	for i, w := range ws {
 		if sensitiveWord(w) {
+			return true
+		}
+		// "keys" alone is a plural of anything ("intern_keys", "sort_keys");
+		// it is sensitive after a word that makes it key material
+		// ("api_keys", "ssh_keys", "signing_keys") or on its own.
+		if w == "keys" && (len(ws) == 1 || (i > 0 && keyQualifiers[ws[i-1]])) {
 			return true
 		}
 		joined.WriteString(w)
@@ -44,9 +51,16 @@ func sensitiveSegment(seg string) bool {
 // Substrings that mark a word as sensitive wherever they appear in it.
 var sensitiveSubstrings = []string{"password", "passwd", "passphrase", "secret", "credential", "private"}
 
+// keyQualifiers make a following "keys" name key material.
+var keyQualifiers = map[string]bool{
+	"api": true, "access": true, "secret": true, "private": true,
+	"signing": true, "encryption": true, "master": true, "ssh": true, "hmac": true,
+	"shared": true, "client": true, "tls": true, "crypto": true, "license": true,
+}
+
 // Words that are sensitive only as a whole word.
 var sensitiveWords = map[string]bool{
-	"key": true, "keys": true, "pwd": true, "dsn": true, "bearer": true, "jwt": true,
+	"key": true, "pwd": true, "dsn": true, "bearer": true, "jwt": true,
 	"cert": true, "certs": true, "token": true, "tokens": true,
 	// compounds written as one word
 	"apikey": true, "apikeys": true, "accesskey": true, "secretkey": true, "privatekey": true,
