@@ -18,8 +18,8 @@
 //     Actuator's Pause once per rising edge and Resume once per falling
 //     edge. A Kafka consumer pauses its partitions; an HTTP receiver
 //     checks Admit and answers 503 with Retry-After; any other receiver is
-//     wrapped in a GatedReceiver, which does not call the inner Recv while
-//     the gate is held.
+//     wrapped by package transport/gated, which does not call the inner
+//     Recv while the gate is held (it waits on Gate.Watch).
 //   - Budget, the AIMD byte budget: the batch engine's RunGoverned caps
 //     each receive and sizes each sub-block at Budget.Bytes and reports
 //     every block to Budget.Observe. Utilisation rho = EMA(process time) /
@@ -37,14 +37,18 @@
 //	if err != nil { return err }                             // names the bad key
 //	go gov.Run(ctx)                                          // evaluates the gates
 //	eng, _ := engine.New(engine.Config{Memory: guard, Budget: gov.Budget()})
-//	err = eng.RunGoverned(ctx, gov.Receiver(receiver), process, sink)
+//	err = eng.RunGoverned(ctx, gated.Governed(gov, receiver), process, sink)
 //
 // Adoption takes both steps: RunGoverned with gov.Budget() sizes the
-// blocks, and gov.Receiver (or an actuator given to WithActuator or
-// NewGate) brakes intake. With self_regulation.enabled false, New returns
-// a nil *Governor: gov.Budget() is nil, so RunGoverned runs exactly as
-// Run; gov.Receiver returns the receiver unchanged; gov.Run returns at
-// once. The same wiring serves both cases.
+// blocks, and the gate brakes intake, through gated.Governed (package
+// transport/gated, which wraps the receiver with gov.Gate()) or through an
+// actuator given to WithActuator or NewGate. This package sits below the
+// transports and imports none of them: the receiver wrapper lives with
+// the transports. With self_regulation.enabled false, New returns a nil
+// *Governor: gov.Budget() is nil, so RunGoverned runs exactly as Run;
+// gov.Gate() is nil, a gate that never holds, and gated.Governed returns
+// the receiver unchanged; gov.Run returns at once. The same wiring serves
+// both cases.
 //
 // # Profiles
 //

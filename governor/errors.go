@@ -7,10 +7,6 @@ import "errors"
 // thresholds.
 var ErrInvalidConfig = errors.New("governor: invalid self_regulation config")
 
-// ErrNilReceiver is returned by every method of a GatedReceiver built
-// around a nil transport.Receiver.
-var ErrNilReceiver = errors.New("governor: the gated receiver wraps a nil transport.Receiver; pass the receiver to gate")
-
 // ConfigError is one problem of the self_regulation section. It matches
 // ErrInvalidConfig with errors.Is.
 type ConfigError struct {

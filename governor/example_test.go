@@ -9,8 +9,6 @@ import (
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/metrics"
-	"github.com/keel-go/keel/transport"
-	"github.com/keel-go/keel/transport/inmem"
 )
 
 // New builds the governor from the self_regulation section with the
@@ -51,13 +49,15 @@ func ExampleNew() {
 }
 
 // With self_regulation.enabled false New builds nothing; the same wiring
-// then runs the data path exactly as without self-regulation.
+// then runs the data path exactly as without self-regulation: no budget
+// (the engine's RunGoverned runs as Run) and a gate that never holds (a
+// receiver wrapped by package transport/gated passes through).
 func ExampleNew_disabled() {
 	off := false
 	gov, err := governor.New(governor.Config{Enabled: &off}, governor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	tr := inmem.New(inmem.Config{})
-	fmt.Println(gov == nil, err, gov.Budget() == nil, gov.Receiver(tr) == transport.Receiver(tr))
-	// Output: true <nil> true true
+	held, _ := gov.Gate().Evaluate(context.Background())
+	fmt.Println(gov == nil, err, gov.Budget() == nil, held, gov.Gate().Admit())
+	// Output: true <nil> true false true
 }
 
 // The budget halves when the pipeline is behind and grows by a step when
@@ -75,24 +75,25 @@ func ExampleBudget() {
 	// 163840
 }
 
-// A GatedReceiver does not call the inner Recv while the gate is held.
-func ExampleGatedReceiver() {
+// Watch lets a receiver wait for the gate's next edge together with its
+// own events (a timer, its shutdown) in one select, without polling.
+func ExampleGate_Watch() {
 	level := 0.9
 	p := governor.NewPressure(governor.FuncSource("queue_depth", func() float64 { return level }))
-	gate := governor.NewGate("inmem", p, nil, nil)
-	tr := inmem.New(inmem.Config{})
-	_ = tr.InjectPayloads(context.Background(), []byte("a"))
-	rx := governor.NewGatedReceiver(tr, gate)
+	gate := governor.NewGate("queue", p, nil, nil)
+	ctx := context.Background()
+	held, _ := gate.Evaluate(ctx)
+	fmt.Println("held:", held)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // a receive while held would wait; a cancelled one returns at once
-	_, err := rx.Recv(ctx, transport.Limits{})
-	fmt.Println(err, tr.Len())
-
-	level = 0.5 // at or below resume_at (0.65): the next evaluation opens the gate
-	b, err := rx.Recv(context.Background(), transport.Limits{})
-	fmt.Println(err, len(b.Records))
+	_, changed := gate.Watch()
+	level = 0.5               // at or below resume_at (0.65)
+	_, _ = gate.Evaluate(ctx) // another evaluator (Governor.Run) sees it
+	select {
+	case <-changed:
+		fmt.Println("edge; held:", gate.Held())
+	case <-ctx.Done():
+	}
 	// Output:
-	// context canceled 1
-	// <nil> 1
+	// held: true
+	// edge; held: false
 }

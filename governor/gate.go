@@ -25,7 +25,7 @@ type Actuator interface {
 }
 
 // NoopActuator does nothing: for gates that are only consulted (Admit,
-// Wait, GatedReceiver).
+// Wait, Watch, or a gated receiver of package transport/gated).
 type NoopActuator struct{}
 
 // Pause does nothing.
@@ -65,7 +65,7 @@ func (a ActuatorFuncs) Resume(ctx context.Context) error {
 // edge, nothing while the state holds. The gate starts open.
 //
 // Evaluations are serialised, so any number of goroutines may call
-// Evaluate (the Run loop, a GatedReceiver, a test) without reordering
+// Evaluate (the Run loop, a gated receiver, a test) without reordering
 // Pause and Resume. Held and Admit read the state without evaluating and
 // take no lock. All methods are safe on a nil *Gate, which is always open.
 type Gate struct {
@@ -180,11 +180,18 @@ func (g *Gate) Held() bool { return g != nil && g.held.Load() }
 // receivers that poll, such as an HTTP handler answering 503 with
 // Retry-After while it returns false. It reads the state of the last
 // evaluation, so something must evaluate the gate: Governor.Run, Gate.Run
-// or a GatedReceiver.
+// or a gated receiver (package transport/gated).
 func (g *Gate) Admit() bool { return !g.Held() }
 
-// watch returns the state and a channel closed at the next edge.
-func (g *Gate) watch() (held bool, changed <-chan struct{}) {
+// Watch returns whether the gate is held and a channel that is closed at
+// the gate's next edge (pause or resume). It does not evaluate. It lets a
+// receiver wait for the release edge together with other events (a
+// re-evaluation timer, its own shutdown) in one select; Wait is the plain
+// form. A nil gate returns false and a nil channel.
+func (g *Gate) Watch() (held bool, changed <-chan struct{}) {
+	if g == nil {
+		return false, nil
+	}
 	g.stateMu.Lock()
 	defer g.stateMu.Unlock()
 	return g.held.Load(), g.changed
@@ -198,7 +205,7 @@ func (g *Gate) Wait(ctx context.Context) error {
 		return nil
 	}
 	for {
-		held, ch := g.watch()
+		held, ch := g.Watch()
 		if !held {
 			return nil
 		}

@@ -193,6 +193,60 @@ func TestGateWaitHonoursContext(t *testing.T) {
 	}
 }
 
+// Watch reports the state and a channel closed at the next edge, rising
+// or falling, and only at an edge: an evaluation that changes nothing and
+// a failed actuator call leave it open.
+func TestGateWatchSignalsEdgesOnly(t *testing.T) {
+	rec := &recorder{}
+	g, d := gateOn(t, rec)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	held, open := g.Watch()
+	if held || open == nil || closed(open) {
+		t.Fatalf("open gate: held %v, channel closed %v", held, closed(open))
+	}
+	evaluate(t, g) // level 0: no edge
+	rec.failNext("pause", errActuator)
+	d.set(0.9)
+	if _, err := g.Evaluate(context.Background()); !errors.Is(err, errActuator) {
+		t.Fatalf("evaluate: %v", err)
+	}
+	if closed(open) {
+		t.Fatal("the channel closed without an edge")
+	}
+	evaluate(t, g) // the retried pause: the rising edge
+	if !closed(open) {
+		t.Fatal("the rising edge did not close the channel")
+	}
+	held, rise := g.Watch()
+	if !held || closed(rise) {
+		t.Fatalf("held gate: held %v, fresh channel closed %v", held, closed(rise))
+	}
+	d.set(0.7) // inside the band: still held, no edge
+	evaluate(t, g)
+	if closed(rise) {
+		t.Fatal("the channel closed while the gate stayed held")
+	}
+	d.set(0.1)
+	evaluate(t, g)
+	if !closed(rise) {
+		t.Fatal("the falling edge did not close the channel")
+	}
+	if held, ch := g.Watch(); held || closed(ch) {
+		t.Fatal("released gate")
+	}
+	var nilGate *governor.Gate
+	if held, ch := nilGate.Watch(); held || ch != nil {
+		t.Fatal("a nil gate must be open with no edge channel")
+	}
+}
+
 func TestGateRunLogsActuatorErrors(t *testing.T) {
 	log, buf := bufferLogger()
 	failed := make(chan struct{}, 1)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/keel-go/keel/metrics"
-	"github.com/keel-go/keel/transport"
 )
 
 // ByteBudget is the method set of the batch engine's byte budget (the
@@ -37,7 +36,8 @@ var _ ByteBudget = (*Budget)(nil)
 // A nil *Governor is what New returns with self_regulation.enabled false:
 // all its methods are safe and leave the data path as it is without
 // self-regulation (Budget returns nil, so the engine's RunGoverned runs as
-// Run; Receiver returns the receiver unchanged; Run returns at once).
+// Run; Gate returns nil, a gate that never holds, so a receiver wrapped
+// with package transport/gated passes through; Run returns at once).
 type Governor struct {
 	cfg      Config // with defaults
 	pressure *Pressure
@@ -180,17 +180,6 @@ func (g *Governor) Budget() ByteBudget {
 		return nil
 	}
 	return g.budget
-}
-
-// Receiver returns r braked by the governor's gate (a GatedReceiver
-// re-evaluating every self_regulation.interval while held), or r itself
-// on a nil *Governor. Use it for receivers without a native pause; give a
-// receiver that has one to WithActuator or NewGate instead.
-func (g *Governor) Receiver(r transport.Receiver) transport.Receiver {
-	if g == nil || r == nil {
-		return r
-	}
-	return NewGatedReceiver(r, g.gate, WithInterval(g.cfg.Interval))
 }
 
 // Pressure returns the combined pressure (nil on a nil *Governor).

@@ -2,14 +2,13 @@ package governor
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/metrics"
 )
 
-// Option configures New, NewBudget, NewGate, ObserveActuator and
-// NewGatedReceiver. Each takes the options that concern it and ignores
+// Option configures New, NewBudget, NewGate and ObserveActuator. Each
+// takes the options that concern it and ignores
 // the others.
 type Option func(*options)
 
@@ -19,7 +18,6 @@ type options struct {
 	sources   []Source
 	actSource string
 	act       Actuator
-	interval  time.Duration
 	pressured func() bool
 	pressure  *Pressure
 }
@@ -78,15 +76,10 @@ func WithSource(s Source) Option {
 // and the source label of its metrics and logs, for example a Kafka
 // consumer's pause and resume under "kafka". Without it the gate has no
 // actuator (NoopActuator) and the label "inbound": receivers consult it
-// through Admit, Wait or a GatedReceiver.
+// through Admit, Wait or Watch, or are wrapped by package transport/gated.
 func WithActuator(source string, a Actuator) Option {
 	return func(o *options) { o.actSource, o.act = source, a }
 }
-
-// WithInterval sets how often a GatedReceiver re-evaluates a held gate
-// while it waits (default DefaultInterval). New takes the period from
-// self_regulation.interval instead.
-func WithInterval(d time.Duration) Option { return func(o *options) { o.interval = d } }
 
 // WithPressureSignal gives NewBudget the hard-pressure signal: when f
 // returns true at an Observe, the budget decreases whatever the

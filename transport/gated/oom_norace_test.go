@@ -1,6 +1,6 @@
 //go:build !race
 
-package governor_test
+package gated_test
 
 // raceBuild reports a binary built with -race: the race detector's shadow
 // memory is charged to the cgroup but not counted by the Go runtime.

@@ -1,4 +1,4 @@
-package governor_test
+package gated_test
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/gated"
 )
 
 // The workload of the real never-OOM test, shared by its parent (which
@@ -169,7 +170,7 @@ func TestHelperNeverOOMChild(t *testing.T) {
 		held = nil
 		return nil
 	}
-	if err := eng.RunGoverned(ctx, gov.Receiver(src), process, sink); err != nil {
+	if err := eng.RunGoverned(ctx, gated.Governed(gov, src), process, sink); err != nil {
 		t.Fatal(err)
 	}
 	bs := gov.Stats().Budget

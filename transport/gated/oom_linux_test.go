@@ -1,6 +1,6 @@
 //go:build linux
 
-package governor_test
+package gated_test
 
 import (
 	"bufio"
@@ -96,7 +96,7 @@ func newTestCgroup(t *testing.T, name string, limit int64) *testCgroup {
 	if skip != "" {
 		t.Skipf("real never-OOM test skipped: %s", skip)
 	}
-	dir := filepath.Join(parent, fmt.Sprintf("keel-governor-oom-%d-%s", os.Getpid(), name))
+	dir := filepath.Join(parent, fmt.Sprintf("keel-gated-oom-%d-%s", os.Getpid(), name))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EPERM) {
 			t.Skipf("real never-OOM test skipped: cannot create a cgroup under %s: %v (needs root and a writable cgroupfs)", parent, err)

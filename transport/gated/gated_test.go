@@ -1,15 +1,17 @@
-package governor_test
+package gated_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/gated"
 	"github.com/keel-go/keel/transport/inmem"
 )
 
@@ -53,12 +55,12 @@ func payloads(n int, prefix string) [][]byte {
 	return out
 }
 
-func TestGatedReceiverHoldsThenDeliversEverything(t *testing.T) {
+func TestReceiverHoldsThenDeliversEverything(t *testing.T) {
 	ctx := testCtx(t)
 	tr := inmem.New(inmem.Config{Capacity: 100})
 	inner := &countingRx{Receiver: tr}
 	gate, d := newSampledGate(t)
-	rx := governor.NewGatedReceiver(inner, gate, governor.WithInterval(time.Millisecond))
+	rx := gated.New(inner, gate, gated.WithInterval(time.Millisecond))
 
 	if err := tr.InjectPayloads(ctx, payloads(3, "before")...); err != nil {
 		t.Fatal(err)
@@ -80,15 +82,21 @@ func TestGatedReceiverHoldsThenDeliversEverything(t *testing.T) {
 	}()
 	// The receiver re-evaluates the held gate; three evaluations later it
 	// still has not called the inner Recv, records queued or not.
-	for i := 0; i < 3; i++ {
-		<-d.samples
+	evaluations := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			select {
+			case <-d.samples:
+			case r := <-got:
+				t.Fatalf("Recv returned while held: %d records, %v", len(r.b.Records), r.err)
+			}
+		}
 	}
+	evaluations(3)
 	if err := tr.InjectPayloads(ctx, payloads(5, "held")...); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
-		<-d.samples
-	}
+	evaluations(3)
 	if n := inner.recvs.Load(); n != 0 {
 		t.Fatalf("inner Recv called %d times while the gate was held", n)
 	}
@@ -140,11 +148,11 @@ func TestGatedReceiverHoldsThenDeliversEverything(t *testing.T) {
 }
 
 // A waiting receiver wakes on the gate's edge, not only on its own timer.
-func TestGatedReceiverWakesOnTheEdge(t *testing.T) {
+func TestReceiverWakesOnTheEdge(t *testing.T) {
 	ctx := testCtx(t)
 	tr := inmem.New(inmem.Config{})
 	gate, d := newSampledGate(t)
-	rx := governor.NewGatedReceiver(tr, gate, governor.WithInterval(time.Hour))
+	rx := gated.New(tr, gate, gated.WithInterval(time.Hour))
 	d.set(1)
 	evaluate(t, gate)
 	<-d.samples
@@ -169,11 +177,11 @@ func TestGatedReceiverWakesOnTheEdge(t *testing.T) {
 	}
 }
 
-func TestGatedReceiverCancelWhileHeld(t *testing.T) {
+func TestReceiverCancelWhileHeld(t *testing.T) {
 	tr := inmem.New(inmem.Config{})
 	inner := &countingRx{Receiver: tr}
 	gate, d := newSampledGate(t)
-	rx := governor.NewGatedReceiver(inner, gate, governor.WithInterval(time.Hour))
+	rx := gated.New(inner, gate, gated.WithInterval(time.Hour))
 	d.set(1)
 	evaluate(t, gate)
 	if err := tr.InjectPayloads(context.Background(), []byte("kept")); err != nil {
@@ -200,11 +208,11 @@ func TestGatedReceiverCancelWhileHeld(t *testing.T) {
 	}
 }
 
-func TestGatedReceiverPassesThroughWhileHeld(t *testing.T) {
+func TestReceiverPassesThroughWhileHeld(t *testing.T) {
 	ctx := testCtx(t)
 	tr := inmem.New(inmem.Config{})
 	gate, d := newSampledGate(t)
-	rx := governor.NewGatedReceiver(tr, gate)
+	rx := gated.New(tr, gate)
 	if err := tr.InjectPayloads(ctx, []byte("a"), []byte("b")); err != nil {
 		t.Fatal(err)
 	}
@@ -229,21 +237,31 @@ func TestGatedReceiverPassesThroughWhileHeld(t *testing.T) {
 	}
 }
 
-func TestGatedReceiverNilInnerAndNilGate(t *testing.T) {
+func TestReceiverNilInnerAndNilGate(t *testing.T) {
 	ctx := context.Background()
-	rx := governor.NewGatedReceiver(nil, nil)
-	if _, err := rx.Recv(ctx, transport.Limits{}); !errors.Is(err, governor.ErrNilReceiver) {
+	rx := gated.New(nil, nil)
+	if _, err := rx.Recv(ctx, transport.Limits{}); !errors.Is(err, gated.ErrNilReceiver) {
 		t.Fatal(err)
 	}
-	if !errors.Is(rx.Commit(ctx, nil), governor.ErrNilReceiver) || !errors.Is(rx.Close(ctx), governor.ErrNilReceiver) ||
-		!errors.Is(rx.Health(ctx), governor.ErrNilReceiver) || rx.Name() != "gated" {
+	if !errors.Is(rx.Commit(ctx, nil), gated.ErrNilReceiver) || !errors.Is(rx.Close(ctx), gated.ErrNilReceiver) ||
+		!errors.Is(rx.Health(ctx), gated.ErrNilReceiver) || rx.Name() != "gated" {
 		t.Fatal("nil inner")
+	}
+	// A wiring mistake: a transport config error, fatal to the engine, and
+	// the message says what to pass.
+	_, err := rx.Recv(ctx, transport.Limits{})
+	if !errors.Is(err, transport.ErrConfig) || transport.Classify(err) != transport.Fatal ||
+		!strings.Contains(err.Error(), "nil transport.Receiver") {
+		t.Fatalf("nil inner error %q: want a fatal transport.ErrConfig naming the nil receiver", err)
+	}
+	if rx.Interval() != governor.DefaultInterval || gated.New(nil, nil, gated.WithInterval(-time.Second), nil).Interval() != governor.DefaultInterval {
+		t.Fatal("a missing or non-positive interval must mean governor.DefaultInterval")
 	}
 	tr := inmem.New(inmem.Config{})
 	if err := tr.InjectPayloads(ctx, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	b, err := governor.NewGatedReceiver(tr, nil).Recv(ctx, transport.Limits{})
+	b, err := gated.New(tr, nil).Recv(ctx, transport.Limits{})
 	if err != nil || len(b.Records) != 1 {
 		t.Fatalf("nil gate must pass through: %v", err)
 	}

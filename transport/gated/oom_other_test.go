@@ -1,6 +1,6 @@
 //go:build !linux
 
-package governor_test
+package gated_test
 
 import "testing"
 

@@ -1,4 +1,4 @@
-package governor_test
+package gated_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/gated"
 	"github.com/keel-go/keel/transport/inmem"
 )
 
@@ -180,7 +181,7 @@ func TestNeverOOMInProcess(t *testing.T) {
 		return nil
 	}
 	process := func(_ context.Context, b transport.Batch) (transport.Batch, error) { return b, nil }
-	if err := eng.RunGoverned(ctx, gov.Receiver(tr), process, sink); err != nil {
+	if err := eng.RunGoverned(ctx, gated.Governed(gov, tr), process, sink); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-prodErr; err != nil {
