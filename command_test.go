@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -247,6 +248,7 @@ func TestMetricsManifestCommand(t *testing.T) {
 		"keel_engine_records_received_total", "keel_engine_drains_total", "keel_memory_limit_bytes",
 		"keel_pool_target_workers", "keel_scaling_pressure", "keel_lifecycle_shutdowns_total",
 		"keel_admin_http_requests_total", "keel_config_reloads_total", "keeltest_widgets_total",
+		"keel_self_regulation_byte_budget_bytes", "keel_secrets_cache_hits_total", "keel_telemetry_enabled",
 	} {
 		if !have[want] {
 			t.Fatalf("manifest lacks %s", want)
@@ -289,6 +291,14 @@ func TestConfigDefaultsCommand(t *testing.T) {
 			bp := tree["batch_processing"].(map[string]any)
 			if ad["addr"] != ":9090" || bp["drain_timeout"] != "10s" {
 				t.Fatalf("runtime defaults not resolved: admin %v, batch_processing %v", ad, bp)
+			}
+			sr := tree["self_regulation"].(map[string]any)
+			tel := tree["telemetry"].(map[string]any)
+			sec := tree["secrets"].(map[string]any)
+			budget, _ := sr["budget"].(map[string]any)
+			if sr["pause_at"] != 0.8 || sr["profile"] != "throughput" || tel["protocol"] != "grpc" || sec["refresh_interval"] != "30m0s" ||
+				budget["record_cap"] == nil || fmt.Sprint(budget["record_cap"]) != "2000" {
+				t.Fatalf("new section defaults not resolved: self_regulation %v, telemetry %v, secrets %v", sr, tel, sec)
 			}
 			tr := tree["transport"].(map[string]any)
 			if tr["type"] != "inmem" || tr["inmem"] == nil {

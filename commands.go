@@ -19,9 +19,11 @@ import (
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/lifecycle"
 	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/telemetry"
 )
 
 // configCheck is the config-check command: build every component from the
@@ -94,8 +96,12 @@ func configDefaults(ctx context.Context, app *App, o *options, format string, st
 		case terr != nil:
 			return terr
 		case b.Validate != nil:
+			// Validate registers the type's sub-section. Code defaults may
+			// leave out what only a deployment knows (brokers, a group, a
+			// path): that is not an error of the defaults listing.
 			if err := b.Validate(tc); err != nil {
-				return err
+				log.Warn("config-defaults: the code defaults of a transport section are incomplete; the service needs the missing keys from a file, the environment or a flag",
+					"section", s, "error", err)
 			}
 		}
 	}
@@ -184,8 +190,87 @@ func resolvedDefaults(rs runtimeSections) map[string]any {
 	return map[string]any{
 		SectionLogging: lg, SectionLifecycle: lc, SectionAdmin: ad,
 		SectionMemory: rs.memory.WithDefaults(), SectionPool: pc, SectionScaling: rs.scaling.WithDefaults(),
-		SectionEngine: ec,
+		SectionEngine: ec, SectionSelfRegulation: selfRegulationDefaults(rs.selfReg), SectionSecrets: rs.secrets.WithDefaults(),
+		SectionTelemetry: telemetryDefaults(rs.telemetry),
 	}
+}
+
+// selfRegulationDefaults returns the self_regulation section with its
+// defaults and the budget envelope of its profile under the overrides it
+// sets (a zero budget field takes the profile's value).
+func selfRegulationDefaults(c governor.Config) governor.Config {
+	c = c.WithDefaults()
+	env := c.Profile.Budget()
+	o := c.Budget
+	pick := func(v, def int64) int64 {
+		if v != 0 {
+			return v
+		}
+		return def
+	}
+	pickF := func(v, def float64) float64 {
+		if v != 0 {
+			return v
+		}
+		return def
+	}
+	c.Budget = governor.BudgetConfig{
+		StartBytes: pick(o.StartBytes, env.StartBytes), MinBytes: pick(o.MinBytes, env.MinBytes),
+		MaxBytes: pick(o.MaxBytes, env.MaxBytes), StepBytes: pick(o.StepBytes, env.StepBytes),
+		RecordCap:      int(pick(int64(o.RecordCap), int64(env.RecordCap))),
+		TargetRho:      pickF(o.TargetRho, env.TargetRho),
+		DecreaseFactor: pickF(o.DecreaseFactor, env.DecreaseFactor),
+		EMAAlpha:       pickF(o.EMAAlpha, env.EMAAlpha),
+	}
+	return c
+}
+
+// telemetryDefaults returns the telemetry section with the code defaults
+// its zero values stand for when no OTEL_* variable is set. enabled and
+// traces.enabled stay null: on when an endpoint is configured.
+func telemetryDefaults(c telemetry.Config) telemetry.Config {
+	str := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	dur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	num := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	str(&c.Protocol, telemetry.ProtocolGRPC)
+	str(&c.Compression, "none")
+	str(&c.Traces.Sampler, telemetry.DefaultSampler)
+	dur(&c.Timeout, telemetry.DefaultTimeout)
+	dur(&c.ShutdownTimeout, telemetry.DefaultShutdownTimeout)
+	dur(&c.Traces.Batch.ScheduleDelay, telemetry.DefaultScheduleDelay)
+	dur(&c.Traces.Batch.ExportTimeout, telemetry.DefaultBatchExportTimeout)
+	dur(&c.Metrics.Interval, telemetry.DefaultMetricInterval)
+	dur(&c.Metrics.Timeout, telemetry.DefaultMetricTimeout)
+	num(&c.Traces.Batch.MaxQueueSize, telemetry.DefaultMaxQueueSize)
+	num(&c.Traces.Batch.MaxExportBatchSize, telemetry.DefaultMaxExportBatchSize)
+	if len(c.Propagators) == 0 {
+		c.Propagators = []string{telemetry.PropagatorTraceContext, telemetry.PropagatorBaggage}
+	}
+	if c.Traces.SamplerArg == nil {
+		one := 1.0
+		c.Traces.SamplerArg = &one
+	}
+	if c.Metrics.Enabled == nil {
+		off := false
+		c.Metrics.Enabled = &off
+	}
+	if c.Metrics.PrometheusBridge == nil {
+		on := true
+		c.Metrics.PrometheusBridge = &on
+	}
+	return c
 }
 
 // nest sets path in tree to v, creating the maps on the way.

@@ -1,8 +1,8 @@
 // Package keel wires every pillar of a data service — configuration,
-// logging, metrics, health, graceful shutdown, the admin server, the
-// memory guard, the worker pool, the scaling signal, the batch engine and
-// the transports — in the right order, from config, and shuts them down
-// in the right order.
+// logging, secrets, metrics, telemetry, health, graceful shutdown, the
+// admin server, the memory guard, self-regulation, the worker pool, the
+// scaling signal, the batch engine and the transports — in the right
+// order, from config, and shuts them down in the right order.
 //
 // # Start
 //
@@ -44,36 +44,93 @@
 //     level;
 //  4. metrics: a registry whose app namespace is the app name, installed
 //     as metrics.Default; App.RegisterMetrics;
-//  5. health: the registry behind the probes, installed as health.Default;
-//  6. lifecycle (section lifecycle: prestop_delay, shutdown_timeout);
-//  7. the admin server (section admin; --metrics-addr overrides
+//  5. secrets (section secrets; its own file: and env: references are
+//     resolved first): the manager, then every secret reference in the
+//     runtime sections and App.Sections is replaced by its secret (see
+//     Secrets below);
+//  6. telemetry (section telemetry): telemetry.Setup installs the W3C
+//     propagators and, when an endpoint is configured (telemetry.endpoint
+//     or OTEL_EXPORTER_OTLP_ENDPOINT), the OTLP exporters as the
+//     OpenTelemetry globals; without one nothing is started;
+//  7. health: the registry behind the probes, installed as health.Default,
+//     with the "secrets" check;
+//  8. lifecycle (section lifecycle: prestop_delay, shutdown_timeout);
+//  9. the admin server (section admin; --metrics-addr overrides
 //     admin.addr; /config only with admin.enable_config);
-//  8. the memory guard (section memory), ApplyGoMemoryLimit, and
+//  10. the memory guard (section memory), ApplyGoMemoryLimit, and
 //     /memory/pressure;
-//  9. the worker pool (section worker_pool) and its Scaler, fed by the
+//  11. self-regulation (section self_regulation, on by default): the
+//     governor, with the memory guard as its hard pressure source;
+//     self_regulation.enabled: false builds nothing;
+//  12. the worker pool (section worker_pool) and its Scaler, fed by the
 //     memory guard;
-//  10. the scaling pressure (section scaling) with the memory guard, the
+//  13. the scaling pressure (section scaling) with the memory guard, the
 //     pool's saturation and the process CPU as sources, at
 //     /scaling/pressure;
-//  11. the byte budget (WithByteBudget) and the dead-letter route
-//     (WithDeadLetterRouter), then the batch engine (section
-//     batch_processing) on the pool, with the memory guard as its
-//     MemoryAccountant;
-//  12. the transport sections the app declares (App.Transports) are
+//  14. the byte budget (WithByteBudget, else the governor's AIMD budget)
+//     and the dead-letter route (WithDeadLetterRouter), then the batch
+//     engine (section batch_processing) on the pool, with the memory guard
+//     as its MemoryAccountant;
+//  15. the transport sections the app declares (App.Transports) are
 //     checked;
 //
-// then the admin server starts listening, the scaler, the scaling loop
-// and the config watch (hot reload) start in the background, signal
-// handling starts, and App.Run is called with the Runtime handle.
+// then the admin server starts listening, the scaler, the scaling loop,
+// the governor's gate loop, the secrets refresh and the config watch (hot
+// reload) start in the background, signal handling starts, and App.Run is
+// called with the Runtime handle.
+//
+// config-check and metrics-manifest build the same components from the
+// same configuration without starting any: the telemetry pipeline is
+// built switched off, the secrets manager without its disk cache, and no
+// reference is resolved except those of the secrets section itself, which
+// is checked with them.
 //
 // # Transports
 //
 // Runtime.Receiver and Runtime.Sender build a transport from a config
-// section with a type key: transport.type: inmem, file or pipe (or a type
-// added with WithTransport), whose settings are in the sub-section of the
-// type's name (transport.file.path). A missing or unknown type is an
-// error listing the known ones. Every transport built is a health check,
-// so readiness reflects it, and is closed at shutdown.
+// section with a type key: transport.type: kafka, inmem, file or pipe (or
+// a type added with WithTransport), whose settings are in the sub-section
+// of the type's name (transport.file.path). A missing or unknown type is
+// an error listing the known ones. Every transport built is a health
+// check, so readiness reflects it, and is closed at shutdown.
+//
+// The kafka type decodes <section>.kafka into kafka.Config and overlays
+// the Kafka environment variables (KAFKA_BOOTSTRAP_SERVERS, KAFKA_GROUP_ID,
+// ..., and the same names under the app's prefix, which win). The role
+// follows the use: Receiver builds a consumer group member, Sender a
+// producer; kafka.role, when set, must allow the use. At start-up and in
+// config-check a section must be able to serve one side.
+//
+//	input:
+//	  type: kafka
+//	  kafka:
+//	    brokers: [kafka-0:9092]
+//	    group: orders
+//	    topics: [orders]
+//	    sasl_password: vault:secret/data/kafka#password
+//
+// # Self-regulation
+//
+// With self_regulation on (the default), Engine().RunGoverned sizes every
+// receive and sub-block from the governor's AIMD byte budget (unless
+// WithByteBudget gives another), and every receiver the factory builds is
+// braked when the pressure level reaches self_regulation.pause_at: a
+// Kafka consumer (any receiver with a native Pause and Resume) pauses its
+// partitions and stays in its group, through a gate of its own; any other
+// receiver is wrapped with gated.Governed and stops receiving until the
+// level falls to resume_at. Senders are never braked. Use As to reach the
+// transport under the wrapper. Runtime.Governor exposes the governor; add
+// the app's own pressure signals to Governor().Pressure().
+//
+// # Secrets
+//
+// Any secret.String field of any section the runtime decodes — its own,
+// App.Sections, and the transport sub-sections (TransportContext.Decode)
+// — may hold a reference instead of a value: vault:secret/data/kafka#password,
+// aws:prod/db#password, file:/var/run/secrets/token or env:DB_PASSWORD.
+// It is resolved before use through Runtime.Secrets; one that does not
+// resolve is a start-up error naming the key and the reference, never a
+// value. Dumps and logs only ever show the field redacted.
 //
 // # Readiness
 //
@@ -102,7 +159,9 @@
 //  7. senders: flush and close every sender, then receivers: close every
 //     receiver;
 //  8. worker_pool: close the pool;
-//  9. final_hooks: the Runtime.OnShutdownLast hooks (flush telemetry);
+//  9. final_hooks: the Runtime.OnShutdownLast hooks, then the secrets
+//     manager closes and the telemetry exporters flush, last of all, so
+//     the spans of everything before are exported;
 //  10. admin: stop the admin server, which answered probes until then.
 //
 // Run then returns nil (exit 0). When the deadline passes first, the rest

@@ -33,7 +33,7 @@ func ExampleRun() {
 			if err != nil {
 				return err
 			}
-			src := in.(*inmem.Transport)
+			src, _ := keel.As[*inmem.Transport](in) // under the governor's brake
 			_ = src.InjectPayloads(ctx, []byte(`{"n":1}`), []byte(`{"n":2}`), []byte(`{"n":3}`))
 			src.CloseInput() // a finite source: the engine returns at its end
 			rt.MarkStarted()
@@ -100,4 +100,31 @@ func ExampleMain() {
 			return nil
 		},
 	})
+}
+
+// As reaches the transport under the governor's brake: with
+// self-regulation on (the default), a receiver without a native pause is
+// returned wrapped, and a Kafka consumer is returned as it is, braked
+// through a gate that pauses its partitions.
+func ExampleAs() {
+	app := keel.App{
+		Name: "example",
+		Defaults: map[string]any{
+			"input.type": "inmem", "admin.addr": "127.0.0.1:0", "lifecycle.prestop_delay": "-1s",
+		},
+		Run: func(ctx context.Context, rt *keel.Runtime) error {
+			in, err := rt.Receiver(ctx, "input")
+			if err != nil {
+				return err
+			}
+			_, direct := in.(*inmem.Transport)
+			q, found := keel.As[*inmem.Transport](in)
+			fmt.Println("governor on:", rt.Governor().Enabled(), "direct:", direct, "found:", found, "queue:", q.Name())
+			return nil
+		},
+	}
+	if err := keel.Run(context.Background(), app, keel.WithLogOutput(io.Discard)); err != nil {
+		fmt.Println(err)
+	}
+	// Output: governor on: true direct: false found: true queue: inmem
 }

@@ -13,13 +13,14 @@ import (
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/health"
 	"github.com/keel-go/keel/logging"
+	"github.com/keel-go/keel/secrets"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/file"
 	"github.com/keel-go/keel/transport/inmem"
 	"github.com/keel-go/keel/transport/pipe"
 )
 
-// Built-in transport types.
+// Built-in transport types (TransportKafka too).
 const (
 	TransportInmem = "inmem"
 	TransportFile  = "file"
@@ -61,14 +62,30 @@ type TransportContext struct {
 	// Runtime gives the builder the service's config, logger, metrics,
 	// memory guard and the rest.
 	Runtime *Runtime
+
+	ctx context.Context // of the Receiver or Sender call; nil at start-up checks
 }
 
 // Decode decodes the type's settings (the section at Key) into dst, a
 // pointer pre-filled with defaults, and registers them, so config-check
-// and /config show them. An error is a *SectionError naming Key.
+// and /config show them. While the service runs, every secret.String
+// field holding a secret reference (vault:..., file:..., env:...) is then
+// replaced by its secret (see Runtime.Secrets). An error is a
+// *SectionError naming Key; an unresolvable reference names the key and
+// the reference, never a value.
 func (tc TransportContext) Decode(dst any) error {
 	if err := tc.Runtime.cfg.Section(tc.Key, dst); err != nil {
 		return &SectionError{Key: tc.Key, Err: err}
+	}
+	rt := tc.Runtime
+	if rt.mode == modeRun && rt.secrets != nil {
+		ctx := tc.ctx
+		if ctx == nil {
+			ctx = rt.bgCtx
+		}
+		if err := secrets.ResolveStruct(ctx, rt.secrets, tc.Key, dst); err != nil {
+			return &SectionError{Key: tc.Key, Err: err}
+		}
 	}
 	return nil
 }
@@ -78,6 +95,7 @@ func (tc TransportContext) Decode(dst any) error {
 // one section are the two ends of the same queue.
 func (rt *Runtime) builtinTransports() map[string]TransportBuilder {
 	return map[string]TransportBuilder{
+		TransportKafka: kafkaBuilder(),
 		TransportInmem: {
 			Validate: func(tc TransportContext) error {
 				_, err := decodeInmem(tc)
@@ -251,15 +269,21 @@ func (rt *Runtime) checkTransport(section string) error {
 }
 
 // Receiver builds a receiver from a transport section ("" means
-// "transport"): its type key picks the builder (inmem, file, pipe, and
-// those added with WithTransport), which reads its settings from the
+// "transport"): its type key picks the builder (kafka, inmem, file, pipe,
+// and those added with WithTransport), which reads its settings from the
 // sub-section of the type's name (transport.file, ...). A missing or
 // unknown type is an error listing the known ones.
 //
-// The receiver is wrapped by the WithReceiverWrapper wrappers, registered
-// as a health check ("receiver:<section>") so readiness reflects it, and
-// closed at shutdown after the senders. The inmem type returns one queue
-// per section, shared with Sender of the same section.
+// With self-regulation on (the default) the receiver is braked by the
+// governor: one with a native pause (a Kafka consumer pauses its
+// partitions and stays in its group) gets a gate of its own, labelled
+// "<type>:<section>"; any other is wrapped with gated.Governed, which
+// stops receiving while the governor's gate is held. Then the
+// WithReceiverWrapper wrappers apply. Use As to reach the transport under
+// the wrappers. The receiver is registered as a health check
+// ("receiver:<section>") so readiness reflects it, and closed at shutdown
+// after the senders. The inmem type returns one queue per section, shared
+// with Sender of the same section.
 func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Receiver, error) {
 	if err := rt.refuseWhenClosing("Receiver"); err != nil {
 		return nil, err
@@ -268,6 +292,7 @@ func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Rece
 	if err != nil {
 		return nil, err
 	}
+	tc.ctx = ctx
 	if b.Receiver == nil {
 		return nil, &SectionError{Key: tc.Section, Err: fmt.Errorf("%w: transport type %q has no receiver; use it as a sender",
 			transport.ErrConfig, tc.Type)}
@@ -276,6 +301,7 @@ func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Rece
 	if err != nil {
 		return nil, fmt.Errorf("keel: build the %s receiver of section %q: %w", tc.Type, tc.Section, err)
 	}
+	r = rt.brake(tc, r)
 	for _, w := range rt.opts.receiverWrapper {
 		wrapped, werr := w(ctx, tc, r)
 		if werr != nil {
@@ -301,6 +327,7 @@ func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender
 	if err != nil {
 		return nil, err
 	}
+	tc.ctx = ctx
 	if b.Sender == nil {
 		return nil, &SectionError{Key: tc.Section, Err: fmt.Errorf("%w: transport type %q has no sender; use it as a receiver",
 			transport.ErrConfig, tc.Type)}
@@ -338,6 +365,11 @@ func (rt *Runtime) adopt(side string, tc TransportContext, t any, healthFn, clos
 		check = base + "#" + strconv.Itoa(n)
 	}
 	c := closable{name: fmt.Sprintf("%s %q (%s)", side, tc.Section, tc.Type), check: check, close: closeFn}
+	// A receiver is identified by what it wraps, so that an inmem queue
+	// used as both ends of a section is closed once.
+	if r, ok := t.(transport.Receiver); ok && side == "receiver" {
+		t = innermost(r)
+	}
 	if reflect.TypeOf(t).Comparable() {
 		c.id = t
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/inmem"
 )
 
 func TestMain(m *testing.M) {
@@ -130,5 +131,18 @@ func contains(t testing.TB, s, sub, what string) {
 	t.Helper()
 	if !strings.Contains(s, sub) {
 		t.Fatalf("%s lacks %q:\n%s", what, sub, s)
+	}
+}
+
+// queue returns the inmem queue under a receiver the factory built (under
+// the governor's brake) or the queue a sender is; nil for anything else.
+func queue(t any) *inmem.Transport {
+	switch v := t.(type) {
+	case transport.Receiver:
+		q, _ := keel.As[*inmem.Transport](v)
+		return q
+	default:
+		q, _ := t.(*inmem.Transport)
+		return q
 	}
 }

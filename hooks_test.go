@@ -73,7 +73,7 @@ func TestEngineWiringOptions(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := feedRecords(ctx, in.(*inmem.Transport), 4); err != nil {
+			if err := feedRecords(ctx, queue(in), 4); err != nil {
 				return err
 			}
 			// Every other record is dead-lettered by the process step.
@@ -131,7 +131,7 @@ func TestBudgetBuilderNilPointerMeansNoBudget(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := feedRecords(ctx, in.(*inmem.Transport), 2); err != nil {
+			if err := feedRecords(ctx, queue(in), 2); err != nil {
 				return err
 			}
 			return rt.Engine().RunGoverned(ctx, in, passThrough, rt.Engine().SinkTo(out))

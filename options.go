@@ -33,9 +33,10 @@ type BudgetBuilder func(ctx context.Context, rt *Runtime) (engine.ByteBudget, er
 // rt.OnShutdown.
 type RouterBuilder func(ctx context.Context, rt *Runtime) (engine.DeadLetterRouter, error)
 
-// ReceiverWrapper wraps every receiver the factory builds, for example
-// with an intake gate that brakes on memory pressure. It may return r
-// itself when it does not apply to tc.Type.
+// ReceiverWrapper wraps every receiver the factory builds, after the
+// governor's brake (see Runtime.Receiver). It may return r itself when it
+// does not apply to tc.Type; a wrapper with an Unwrap() transport.Receiver
+// method lets As see through it.
 type ReceiverWrapper func(ctx context.Context, tc TransportContext, r transport.Receiver) (transport.Receiver, error)
 
 type namedHook struct {
@@ -83,9 +84,9 @@ func (o *options) fail(format string, args ...any) {
 var transportTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // WithTransport registers the builder of a transport type, selected by
-// the type key of a transport section (transport.type: kafka). It adds to
-// the built-in types inmem, file and pipe, or replaces one of them. The
-// type name is lower-case letters, digits and '_'.
+// the type key of a transport section (transport.type: bus). It adds to
+// the built-in types kafka, inmem, file and pipe, or replaces one of them.
+// The type name is lower-case letters, digits and '_'.
 func WithTransport(typ string, b TransportBuilder) Option {
 	return func(o *options) {
 		switch {
@@ -100,7 +101,9 @@ func WithTransport(typ string, b TransportBuilder) Option {
 }
 
 // WithByteBudget sets the builder of the engine's byte budget: with one,
-// Engine.RunGoverned sizes receives and sub-blocks from it.
+// Engine.RunGoverned sizes receives and sub-blocks from it instead of the
+// governor's AIMD budget (Runtime.Governor().Budget()), which is the
+// default while self_regulation is on.
 func WithByteBudget(b BudgetBuilder) Option {
 	return func(o *options) {
 		if b == nil {

@@ -55,7 +55,7 @@ func (p *pipeline) app() keel.App {
 				return err
 			}
 			p.handles <- rt
-			p.input <- in.(*inmem.Transport)
+			p.input <- queue(in)
 			p.appCtx <- ctx
 			<-p.markStarted
 			rt.MarkStarted()
@@ -216,7 +216,7 @@ func TestRunSlowSinkAtShutdown(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			handles <- in.(*inmem.Transport)
+			handles <- queue(in)
 			<-injected // the whole block is queued before the first receive
 			rt.MarkStarted()
 			// Streaming, one record per sub-block: the first sub-block is

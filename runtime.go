@@ -19,6 +19,7 @@ import (
 	"github.com/keel-go/keel/cli"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/health"
 	"github.com/keel-go/keel/lifecycle"
 	"github.com/keel-go/keel/logging"
@@ -26,6 +27,8 @@ import (
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/pool"
 	"github.com/keel-go/keel/scaling"
+	"github.com/keel-go/keel/secrets"
+	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
 )
@@ -59,6 +62,9 @@ type Runtime struct {
 	life     *lifecycle.Manager
 	admin    *admin.Server
 	guard    *memory.Guard
+	gov      *governor.Governor
+	secrets  *secrets.Manager
+	tel      *telemetry.Telemetry
 	pool     *pool.Pool
 	scaler   *pool.Scaler
 	scaling  *scaling.Pressure
@@ -136,8 +142,8 @@ func (rt *Runtime) Scaler() *pool.Scaler { return rt.scaler }
 func (rt *Runtime) Scaling() *scaling.Pressure { return rt.scaling }
 
 // Engine returns the batch engine (section batch_processing), wired to
-// the worker pool, the memory guard, and the byte budget and dead-letter
-// route given as options.
+// the worker pool, the memory guard, the byte budget (WithByteBudget, else
+// the governor's) and the dead-letter route given as an option.
 func (rt *Runtime) Engine() *engine.Engine { return rt.engine }
 
 // Lifecycle returns the shutdown manager. Stopping() is closed when the
@@ -239,8 +245,16 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 		app: app, opts: o, mode: m, version: app.version(),
 		inmem: make(map[string]*inmem.Transport), checkSeq: make(map[string]int),
 		level: new(slog.LevelVar), restore: func() {},
-		hooks: slices.Clone(o.hooks), lastHooks: slices.Clone(o.lastHooks),
+		hooks: slices.Clone(o.hooks),
 	}
+	// The final hooks run newest first: the runtime's own come first in
+	// the list, so that they run after every hook of the app, the secrets
+	// manager closes next to last and telemetry flushes last, with the
+	// spans of everything before it.
+	rt.lastHooks = append([]namedHook{
+		{HookTelemetry, func(ctx context.Context) error { return rt.tel.Shutdown(ctx) }},
+		{HookSecrets, func(ctx context.Context) error { return rt.secrets.Close(ctx) }},
+	}, o.lastHooks...)
 	defer func() {
 		if err != nil {
 			rt.release()
@@ -316,6 +330,19 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 		app.RegisterMetrics(rt.reg)
 	}
 
+	// 4a. Secrets, then every decoded section's secret references.
+	if err := rt.buildSecrets(ctx); err != nil {
+		return rt, err
+	}
+	if err := rt.resolveSecrets(ctx); err != nil {
+		return rt, err
+	}
+
+	// 4b. Telemetry, with its section's header references resolved.
+	if err := rt.buildTelemetry(ctx); err != nil {
+		return rt, err
+	}
+
 	// 5. Health.
 	rt.health = health.New(health.Config{Logger: rt.log})
 	if m == modeRun {
@@ -323,6 +350,9 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 		health.SetDefault(rt.health)
 		prevRestore := rt.restore
 		rt.restore = func() { health.SetDefault(prevHealth); prevRestore() }
+	}
+	if err := rt.health.Register(HealthCheckSecrets, rt.secrets.HealthCheck()); err != nil {
+		return rt, fmt.Errorf("keel: register the %s health check: %w", HealthCheckSecrets, err)
 	}
 
 	// 6. Lifecycle.
@@ -347,6 +377,12 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 	}
 	if err := rt.guard.Mount(rt.admin); err != nil {
 		return rt, fmt.Errorf("keel: mount %s: %w", memory.PressurePath, err)
+	}
+
+	// 8b. Self-regulation: the governor, with the memory guard as its hard
+	// pressure source (nil when self_regulation.enabled is false).
+	if err := rt.buildGovernor(); err != nil {
+		return rt, err
 	}
 
 	// 9. Worker pool and its scaler, fed by the memory guard.
@@ -430,7 +466,13 @@ func (rt *Runtime) buildEngine(ctx context.Context) error {
 		if rt.opts.router != nil {
 			ec.RouteDeadLetters = func(context.Context, []transport.DeadLetter) error { return errRouteNotBuilt }
 		}
-	} else if b := rt.opts.budget; b != nil {
+	} else if b := rt.opts.budget; b == nil {
+		// The governor's AIMD budget, unless the app brings its own; nil
+		// (RunGoverned runs as Run) when self-regulation is off.
+		if budget := rt.gov.Budget(); budget != nil {
+			ec.Budget = budget
+		}
+	} else {
 		budget, err := b(ctx, rt)
 		if err != nil {
 			return fmt.Errorf("keel: build the engine's byte budget: %w", err)
@@ -495,11 +537,20 @@ func flagKey(fl *pflag.Flag) string {
 }
 
 // release frees what build created, for a runtime that will not run (or
-// has finished): the worker pool and the config listeners. It restores
-// the process-wide defaults build replaced.
+// has finished): the worker pool, the secrets manager, the telemetry
+// pipeline and the config listeners. It restores the process-wide
+// defaults build replaced.
 func (rt *Runtime) release() {
 	if rt.pool != nil {
 		rt.pool.Close()
+	}
+	if rt.secrets != nil {
+		_ = rt.secrets.Close(context.Background())
+	}
+	if rt.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), telemetry.DefaultShutdownTimeout)
+		_ = rt.tel.Shutdown(ctx)
+		cancel()
 	}
 	for _, stop := range rt.unsub {
 		stop()

@@ -10,11 +10,14 @@ import (
 	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/lifecycle"
 	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/pool"
 	"github.com/keel-go/keel/scaling"
+	"github.com/keel-go/keel/secrets"
+	"github.com/keel-go/keel/telemetry"
 )
 
 // The config sections the runtime reads. Each is decoded with
@@ -27,6 +30,14 @@ const (
 	SectionPool      = pool.Section
 	SectionScaling   = scaling.Section
 	SectionEngine    = engine.Section
+	// SectionSecrets is the secrets manager's section (package secrets).
+	SectionSecrets = secrets.Section
+	// SectionTelemetry is the OpenTelemetry export section (package
+	// telemetry).
+	SectionTelemetry = telemetry.Section
+	// SectionSelfRegulation is the governor's section (package governor):
+	// intake brakes and the engine's byte budget.
+	SectionSelfRegulation = governor.Section
 	// SectionTransport is the default transport section of Runtime.Receiver
 	// and Runtime.Sender.
 	SectionTransport = "transport"
@@ -35,7 +46,10 @@ const (
 // RuntimeSections lists the sections the runtime always reads, in build
 // order.
 func RuntimeSections() []string {
-	return []string{SectionLogging, SectionLifecycle, SectionAdmin, SectionMemory, SectionPool, SectionScaling, SectionEngine}
+	return []string{
+		SectionLogging, SectionSecrets, SectionTelemetry, SectionLifecycle, SectionAdmin, SectionMemory,
+		SectionSelfRegulation, SectionPool, SectionScaling, SectionEngine,
+	}
 }
 
 // LoggingConfig is the logging section. The zero value is valid: level
@@ -107,12 +121,33 @@ func (c LoggingConfig) level() slog.Level {
 // runtimeSections holds the decoded runtime sections.
 type runtimeSections struct {
 	logging   LoggingConfig
+	secrets   secrets.Config
+	telemetry telemetry.Config
 	lifecycle lifecycle.Config
 	admin     admin.Config
 	memory    memory.Config
+	selfReg   governor.Config
 	pool      pool.Config
 	scaling   scaling.Config
 	engine    engine.Config
+}
+
+// resolvable lists the decoded runtime sections whose secret.String
+// fields may hold secret references, by key. The secrets section is not
+// among them: it is resolved on its own, before the manager is built
+// (see buildSecrets).
+func (s *runtimeSections) resolvable() []keyedSection {
+	return []keyedSection{
+		{SectionLogging, &s.logging}, {SectionTelemetry, &s.telemetry}, {SectionLifecycle, &s.lifecycle},
+		{SectionAdmin, &s.admin}, {SectionMemory, &s.memory}, {SectionSelfRegulation, &s.selfReg},
+		{SectionPool, &s.pool}, {SectionScaling, &s.scaling}, {SectionEngine, &s.engine},
+	}
+}
+
+// keyedSection is a decoded section and its key.
+type keyedSection struct {
+	key string
+	ptr any
 }
 
 // section decodes key into dst and validates it: a decode error or a
@@ -135,6 +170,10 @@ func section(cfg *config.Config, key string, dst any, validate func() error) err
 func decodeRuntimeSections(cfg *config.Config, s *runtimeSections) error {
 	return errors.Join(
 		section(cfg, SectionLogging, &s.logging, func() error { return s.logging.Validate() }),
+		// The secrets section may hold file: and env: references of its
+		// own: it is validated once they are resolved (see buildSecrets).
+		section(cfg, SectionSecrets, &s.secrets, nil),
+		section(cfg, SectionTelemetry, &s.telemetry, func() error { return s.telemetry.Validate() }),
 		section(cfg, SectionLifecycle, &s.lifecycle, func() error {
 			var errs []error
 			if s.lifecycle.ShutdownTimeout < 0 {
@@ -145,6 +184,7 @@ func decodeRuntimeSections(cfg *config.Config, s *runtimeSections) error {
 		}),
 		section(cfg, SectionAdmin, &s.admin, func() error { return s.admin.Validate() }),
 		section(cfg, SectionMemory, &s.memory, func() error { return s.memory.Validate() }),
+		section(cfg, SectionSelfRegulation, &s.selfReg, func() error { return s.selfReg.Validate() }),
 		section(cfg, SectionPool, &s.pool, func() error { return s.pool.Validate() }),
 		section(cfg, SectionScaling, &s.scaling, func() error { return s.scaling.Validate() }),
 		// The engine's section is validated once its wiring is set (a

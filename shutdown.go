@@ -26,7 +26,7 @@ const (
 	PhaseSenders    = "senders"        // flush and close the senders
 	PhaseReceivers  = "receivers"      // close the receivers
 	PhasePool       = "worker_pool"    // close the worker pool
-	PhaseFinalHooks = "final_hooks"    // Runtime.OnShutdownLast hooks (telemetry flush)
+	PhaseFinalHooks = "final_hooks"    // Runtime.OnShutdownLast hooks, then the secrets close and the telemetry flush
 	PhaseAdmin      = "admin"          // stop the admin server, last
 )
 
@@ -83,6 +83,10 @@ func (rt *Runtime) run(ctx context.Context) (err error) {
 	}
 	rt.Go("worker_pool_scaler", rt.scaler.Run)
 	rt.Go("scaling", rt.scaling.Run)
+	if rt.gov != nil {
+		rt.Go(TaskSelfRegulation, rt.gov.Run)
+	}
+	rt.Go(TaskSecretsRefresh, rt.secrets.Run)
 	watch := config.WatchOptions{}
 	if rt.opts.watch != nil {
 		watch = *rt.opts.watch
@@ -118,7 +122,8 @@ func (rt *Runtime) run(ctx context.Context) (err error) {
 	}
 	rt.log.Info("service running", "admin_addr", rt.admin.Addr(), "config_files", rt.cfg.Files(),
 		"sections_found", rt.sectionsFound(true), "sections_defaulted", rt.sectionsFound(false),
-		"transport_types", rt.TransportTypes(), "prestop_delay", rt.life.PreStopDelay())
+		"transport_types", rt.TransportTypes(), "prestop_delay", rt.life.PreStopDelay(),
+		"self_regulation", rt.gov.Enabled(), "telemetry_traces", rt.tel.TracesEnabled())
 
 	werr := rt.life.Wait()
 	still := rt.stillRunning()
@@ -127,6 +132,7 @@ func (rt *Runtime) run(ctx context.Context) (err error) {
 	// background context.
 	rt.stopAdminNow()
 	rt.bgCancel()
+	rt.stopPillarsNow()
 	for _, stop := range rt.unsub {
 		stop()
 	}
@@ -232,6 +238,24 @@ func (rt *Runtime) sectionsFound(found bool) []string {
 func (rt *Runtime) restoreDefaults() {
 	rt.restore()
 	rt.restore = func() {}
+}
+
+// stopPillarsNow closes the secrets manager and stops the telemetry
+// exporters at once when the final hooks phase, which does it in order,
+// never began (a deadline or a second signal cut the shutdown short), so
+// that nothing they started outlives Run. When that phase began, its
+// hooks finish on their own.
+func (rt *Runtime) stopPillarsNow() {
+	rt.mu.Lock()
+	began := rt.lastRan
+	rt.mu.Unlock()
+	if began {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = rt.secrets.Close(ctx)
+	_ = rt.tel.Shutdown(ctx)
 }
 
 // stopAdminNow stops the admin server at once, if the admin phase did not.
