@@ -33,6 +33,7 @@ func inputBytes(b testing.TB) int64 {
 
 var (
 	genOnce sync.Once
+	genDir  string
 	genPath string
 	genRecs int
 	genErr  error
@@ -69,12 +70,11 @@ func generate(dir string, size int64) (string, int, error) {
 
 func input(b testing.TB) (string, int) {
 	genOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "keel-pipeline-")
-		if err != nil {
-			genErr = err
+		genDir, genErr = os.MkdirTemp("", "keel-pipeline-")
+		if genErr != nil {
 			return
 		}
-		genPath, genRecs, genErr = generate(dir, inputBytes(b))
+		genPath, genRecs, genErr = generate(genDir, inputBytes(b))
 	})
 	if genErr != nil {
 		b.Fatal(genErr)
@@ -160,6 +160,15 @@ func runBaseline(in, out string) (int, error) {
 		return n, err
 	}
 	return n, o.Close()
+}
+
+// TestMain removes the generated input (1 GiB by default) after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if genDir != "" {
+		os.RemoveAll(genDir)
+	}
+	os.Exit(code)
 }
 
 // BenchmarkPipeline is file -> parse, add a field, re-encode -> file over a
