@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/pool"
@@ -384,6 +386,22 @@ type Config struct {
 	// Logger is the engine's logger. Nil means slog.Default() at the time
 	// of each log line.
 	Logger *slog.Logger `koanf:"-" json:"-" yaml:"-"`
+	// Tracer starts the run loops' block spans (BlockSpanName), one per
+	// block, linked to the trace contexts in the records' headers and a
+	// child of the producer's span when the records share one trace (see
+	// telemetry.StartBlock); the span's context is the one process, the
+	// sink and the dead-letter route receive, so what they send carries
+	// the trace on. Sub-blocks of the streaming and governed loops are
+	// events on it (SubBlockEventName). Nil means the tracer TracerName of
+	// the global provider (otel.GetTracerProvider), taken at New, or at the
+	// first block after a provider is installed when New ran before.
+	//
+	// Tracing off costs nothing per record: with a no-op tracer (the
+	// default global provider, the one telemetry.Setup installs when it
+	// exports nothing, or go.opentelemetry.io/otel/trace/noop) no span is
+	// started and no header is read. Pass a noop tracer to turn block spans
+	// off whatever the global provider.
+	Tracer trace.Tracer `koanf:"-" json:"-" yaml:"-"`
 }
 
 // Validate reports every problem of the section, each naming its key and

@@ -83,4 +83,16 @@
 // failures by stage, drains by result, block/parse/process/sink/commit
 // durations, in-flight block bytes). Receive errors other than ErrClosed are terminal: a
 // receiver that can recover from a transient fault retries inside Recv.
+//
+// # Tracing
+//
+// Each loop starts one consumer span per block (BlockSpanName) with
+// Config.Tracer, or the global provider's tracer, through
+// telemetry.StartBlock: linked to the trace contexts in the records'
+// headers and a child of the producer's span when the records share one
+// trace. Process, the dead-letter route and the sink run under it, so a
+// sender that injects trace headers carries the trace on; sub-blocks are
+// events on it; a failed block sets its status to error with the stage.
+// With a no-op tracer (no SDK installed) no span is started and no header
+// is read.
 package engine

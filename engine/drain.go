@@ -66,7 +66,7 @@ func contextFailure(ctx context.Context, err error) bool {
 // nothing of it was committed), or with the block's own terminal error.
 func (e *Engine) runBlock(ctx, dctx context.Context, mode, receiver string, drive blockFunc,
 	b transport.Batch, at time.Time) (stop bool, err error) {
-	ferr := e.driveChecked(dctx, drive, b, at)
+	ferr := e.driveChecked(dctx, mode, receiver, drive, b, at)
 	if ctx.Err() == nil {
 		return ferr != nil, ferr
 	}

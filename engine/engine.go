@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/pool"
 	"github.com/keel-go/keel/transport"
@@ -45,6 +47,9 @@ type Engine struct {
 
 	tokenWarn   rateLimit
 	discardWarn rateLimit
+
+	// tracing decides per block whether a block span is started.
+	tracing *blockTracing
 }
 
 // New validates cfg and returns an Engine. It starts no goroutine. Errors
@@ -55,6 +60,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, policy: cfg.policy(), pool: cfg.Pool, interner: cfg.Interner}
 	e.ins = newInstruments(cfg.Metrics)
+	e.tracing = newBlockTracing(cfg.Tracer)
 	if e.pool == nil {
 		p, err := pool.New(pool.Config{}, pool.WithMetrics(cfg.Metrics), pool.WithName("engine"), pool.WithLogger(cfg.Logger))
 		if err != nil {
@@ -123,7 +129,7 @@ func (e *Engine) Run(ctx context.Context, r transport.Receiver, process ProcessF
 		out, err := process(ctx, b)
 		return out, len(b.Records), err
 	}
-	return e.loop(ctx, r, "on_demand", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time) error {
+	return e.loop(ctx, r, "on_demand", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time, _ trace.Span) error {
 		return e.driveBlock(ctx, r, b, proc, sink)
 	}, nil)
 }
@@ -143,8 +149,8 @@ func (e *Engine) RunStreaming(ctx context.Context, r transport.Receiver, process
 		return ErrSinkManagedUnsupported
 	}
 	target := e.cfg.SubBlockBytes
-	return e.loop(ctx, r, "streaming", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time) error {
-		return e.driveStreaming(ctx, r, b, process, sink, target)
+	return e.loop(ctx, r, "streaming", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time, span trace.Span) error {
+		return e.driveStreaming(ctx, r, b, process, sink, target, span)
 	}, nil)
 }
 
@@ -183,13 +189,13 @@ func (e *Engine) RunGoverned(ctx context.Context, r transport.Receiver, process 
 		last = at
 		return d
 	}
-	drive := func(ctx context.Context, b transport.Batch, at time.Time) error {
+	drive := func(ctx context.Context, b transport.Batch, at time.Time, span trace.Span) error {
 		iv := interval(at)
 		bytes := b.PayloadBytes()
 		target := max(budget.Bytes(), 1)
 		e.ins.budgetBytes.Set(float64(target))
 		start := time.Now()
-		if err := e.driveStreaming(ctx, r, b, process, sink, target); err != nil {
+		if err := e.driveStreaming(ctx, r, b, process, sink, target, span); err != nil {
 			return err
 		}
 		budget.Observe(bytes, time.Since(start), iv)
@@ -219,8 +225,9 @@ func (e *Engine) fixedLimits() func() transport.Limits {
 	return func() transport.Limits { return l }
 }
 
-// blockFunc drives one non-empty block received at the given time.
-type blockFunc func(ctx context.Context, b transport.Batch, receivedAt time.Time) error
+// blockFunc drives one non-empty block received at the given time. span
+// is the block's span, already in ctx, or nil when tracing is off.
+type blockFunc func(ctx context.Context, b transport.Batch, receivedAt time.Time, span trace.Span) error
 
 // loop is the receive loop shared by every mode. It checks ctx first on
 // each turn, runs a due tick between blocks, and gives Recv a deadline at
@@ -308,11 +315,19 @@ func (e *Engine) loop(ctx context.Context, r transport.Receiver, mode string, li
 	}
 }
 
-// driveChecked runs drive and counts and logs a terminal block failure. A
-// failure that is only the end of ctx (a shutdown that cut the block
-// short) is returned uncounted: the block was not committed.
-func (e *Engine) driveChecked(ctx context.Context, drive blockFunc, b transport.Batch, at time.Time) error {
-	err := drive(ctx, b, at)
+// driveChecked runs drive under the block's span, when tracing is on, and
+// counts and logs a terminal block failure. A failure that is only the end
+// of ctx (a shutdown that cut the block short) is returned uncounted: the
+// block was not committed. Either failure marks the span as an error.
+func (e *Engine) driveChecked(ctx context.Context, mode, receiver string, drive blockFunc, b transport.Batch, at time.Time) error {
+	var err error
+	if tracer := e.tracing.tracer(); tracer != nil {
+		sctx, span := startBlockSpan(ctx, tracer, mode, receiver, b)
+		err = drive(sctx, b, at, span)
+		endBlockSpan(span, err)
+	} else {
+		err = drive(ctx, b, at, nil)
+	}
 	if err == nil {
 		return nil
 	}
@@ -398,7 +413,7 @@ func (e *Engine) driveBlock(ctx context.Context, r transport.Receiver, b transpo
 // driveStreaming takes one block through lazily drawn sub-blocks and
 // commits its tokens once at the end.
 func (e *Engine) driveStreaming(ctx context.Context, r transport.Receiver, b transport.Batch,
-	process ProcessFunc, sink SinkFunc, target int64) error {
+	process ProcessFunc, sink SinkFunc, target int64, span trace.Span) error {
 	start := time.Now()
 	nrec := len(b.Records)
 	e.countBlock(nrec, b.PayloadBytes())
@@ -409,7 +424,7 @@ func (e *Engine) driveStreaming(ctx context.Context, r transport.Receiver, b tra
 		}
 	}
 	subs := newSubBlocks(b.Records, target)
-	for {
+	for i := 0; ; i++ {
 		sub, bytes, ok := subs.next()
 		if !ok {
 			break
@@ -417,6 +432,8 @@ func (e *Engine) driveStreaming(ctx context.Context, r transport.Receiver, b tra
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+
+		subBlockEvent(span, i, len(sub), bytes)
 		if err := e.driveSubBlock(ctx, r, sub, bytes, len(tokens), process, sink); err != nil {
 			return err
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/pool"
 	"github.com/keel-go/keel/transport"
@@ -98,7 +100,7 @@ func (e *Engine) RunParsed(ctx context.Context, r transport.Receiver, process Pa
 		}
 		return out, len(pb.Records), nil
 	}
-	return e.loop(ctx, r, "parsed", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time) error {
+	return e.loop(ctx, r, "parsed", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time, _ trace.Span) error {
 		return e.driveBlock(ctx, r, b, proc, sink)
 	}, nil)
 }
