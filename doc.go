@@ -67,8 +67,13 @@
 //  13. the scaling pressure (section scaling) with the memory guard, the
 //     pool's saturation and the process CPU as sources, at
 //     /scaling/pressure;
-//  14. the byte budget (WithByteBudget, else the governor's AIMD budget)
-//     and the dead-letter route (WithDeadLetterRouter), then the batch
+//  14. the dead-letter queue (section dlq, off by default; with
+//     dlq.enabled and no WithDeadLetterRouter it is built with the app's
+//     name as its service, exposed as Runtime.DLQ, and its Router becomes
+//     the engine's route, with dead_letter_policy route unless set to
+//     reject or discard), the byte budget (WithByteBudget, else the
+//     governor's AIMD budget) and the dead-letter route
+//     (WithDeadLetterRouter, else the DLQ's), then the batch
 //     engine (section batch_processing) on the pool, with the memory guard
 //     as its MemoryAccountant;
 //  15. the transport sections the app declares (App.Transports) are
@@ -155,7 +160,8 @@
 //  5. background: stop the Runtime.Go tasks, the scalers and the config
 //     watch;
 //  6. shutdown_hooks: the Runtime.OnShutdown hooks (flush a dead-letter
-//     queue or a spool here), newest first;
+//     queue or a spool here), newest first, then the runtime's DLQ is
+//     flushed and closed (HookDLQ), after everything that may feed it;
 //  7. senders: flush and close every sender, then receivers: close every
 //     receiver;
 //  8. worker_pool: close the pool;

@@ -18,6 +18,7 @@ import (
 	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/cli"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/dlq"
 	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/health"
@@ -69,6 +70,7 @@ type Runtime struct {
 	scaler   *pool.Scaler
 	scaling  *scaling.Pressure
 	engine   *engine.Engine
+	dlq      *dlq.DLQ
 	sections runtimeSections
 	builders map[string]TransportBuilder
 
@@ -413,7 +415,12 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 		return rt, fmt.Errorf("keel: mount %s: %w", scaling.HandlerPath, err)
 	}
 
-	// 11. Batch engine, with the byte budget and the dead-letter route.
+	// 11. The dead-letter queue (section dlq, when enabled and the app
+	// brings no route of its own), then the batch engine, with the byte
+	// budget and the dead-letter route.
+	if err := rt.buildDLQ(ctx); err != nil {
+		return rt, err
+	}
 	if err := rt.buildEngine(ctx); err != nil {
 		return rt, err
 	}
@@ -491,6 +498,7 @@ func (rt *Runtime) buildEngine(ctx context.Context) error {
 		}
 		ec.RouteDeadLetters = route
 	}
+	rt.wireDLQRoute(&ec)
 	for _, fn := range rt.opts.engineHooks {
 		fn(&ec)
 	}
@@ -537,10 +545,11 @@ func flagKey(fl *pflag.Flag) string {
 }
 
 // release frees what build created, for a runtime that will not run (or
-// has finished): the worker pool, the secrets manager, the telemetry
-// pipeline and the config listeners. It restores the process-wide
-// defaults build replaced.
+// has finished): the dead-letter queue, the worker pool, the secrets
+// manager, the telemetry pipeline and the config listeners. It restores
+// the process-wide defaults build replaced.
 func (rt *Runtime) release() {
+	rt.closeDLQNow()
 	if rt.pool != nil {
 		rt.pool.Close()
 	}

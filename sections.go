@@ -9,6 +9,7 @@ import (
 
 	"github.com/keel-go/keel/admin"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/dlq"
 	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/lifecycle"
@@ -48,7 +49,7 @@ const (
 func RuntimeSections() []string {
 	return []string{
 		SectionLogging, SectionSecrets, SectionTelemetry, SectionLifecycle, SectionAdmin, SectionMemory,
-		SectionSelfRegulation, SectionPool, SectionScaling, SectionEngine,
+		SectionSelfRegulation, SectionPool, SectionScaling, SectionDLQ, SectionEngine,
 	}
 }
 
@@ -129,6 +130,7 @@ type runtimeSections struct {
 	selfReg   governor.Config
 	pool      pool.Config
 	scaling   scaling.Config
+	dlq       dlq.Config
 	engine    engine.Config
 }
 
@@ -140,7 +142,7 @@ func (s *runtimeSections) resolvable() []keyedSection {
 	return []keyedSection{
 		{SectionLogging, &s.logging}, {SectionTelemetry, &s.telemetry}, {SectionLifecycle, &s.lifecycle},
 		{SectionAdmin, &s.admin}, {SectionMemory, &s.memory}, {SectionSelfRegulation, &s.selfReg},
-		{SectionPool, &s.pool}, {SectionScaling, &s.scaling}, {SectionEngine, &s.engine},
+		{SectionPool, &s.pool}, {SectionScaling, &s.scaling}, {SectionDLQ, &s.dlq}, {SectionEngine, &s.engine},
 	}
 }
 
@@ -187,6 +189,9 @@ func decodeRuntimeSections(cfg *config.Config, s *runtimeSections) error {
 		section(cfg, SectionSelfRegulation, &s.selfReg, func() error { return s.selfReg.Validate() }),
 		section(cfg, SectionPool, &s.pool, func() error { return s.pool.Validate() }),
 		section(cfg, SectionScaling, &s.scaling, func() error { return s.scaling.Validate() }),
+		// dlq's secret references (http headers, redis url) are resolved
+		// after validation; Validate checks no secret value.
+		section(cfg, SectionDLQ, &s.dlq, func() error { return s.dlq.Validate() }),
 		// The engine's section is validated once its wiring is set (a
 		// route policy needs a route): see buildEngine.
 		section(cfg, SectionEngine, &s.engine, nil),

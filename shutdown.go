@@ -132,6 +132,7 @@ func (rt *Runtime) run(ctx context.Context) (err error) {
 	// background context.
 	rt.stopAdminNow()
 	rt.bgCancel()
+	rt.closeDLQNow()
 	rt.stopPillarsNow()
 	for _, stop := range rt.unsub {
 		stop()
