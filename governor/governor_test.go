@@ -237,6 +237,14 @@ func TestRunEvaluatesEveryGate(t *testing.T) {
 	mem.set(0.9)
 	<-kafka.paused
 	<-http.paused
+	// Evaluate is serialised with Run's evaluations: once it returns, the
+	// evaluations that paused have finished recording their edge.
+	if _, err := g.Gate().Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hg.Evaluate(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if !g.Gate().Held() || !hg.Held() || g.Gate().Admit() || g.Gate().Source() != "kafka" {
 		t.Fatal("gates not held")
 	}
