@@ -1,0 +1,98 @@
+// Package tiered is a transport.Sender that keeps accepting records while
+// its downstream is slow or down: it delivers directly when it can, spools
+// to local disk when it cannot, and replays the spool in the background once
+// the downstream recovers. Records that can never be delivered go to a
+// dead-letter queue with their reason and attempt count.
+//
+//	sink, err := tiered.New(ctx, kafkaSender, cfg.Tiered, tiered.Options{DeadLetters: dlq})
+//	if err != nil {
+//		return err
+//	}
+//	defer sink.Close(shutdownCtx)
+//	err = eng.Run(ctx, receiver, process, engine.SinkTo(sink))
+//
+// # Send path
+//
+// SendBatch calls the downstream, bounded by tiered.send_timeout, while the
+// circuit breaker (package breaker) is closed and, in strict ordering, the
+// spool is empty. Records the downstream did not accept, and every record
+// when the call failed, timed out or the breaker is open, are appended to the
+// spool and SendBatch returns nil, so the engine commits the input.
+// A whole-call failure or timeout counts as a breaker failure; backpressure
+// (the downstream is up but full) does not. SendBatch returns an error only
+// when the spool cannot take the records (tiered.spool.full_policy error,
+// a broken spool, after Close), so the input is then not committed.
+//
+// # What "durable" means when SendBatch returns
+//
+// The records are in the spool as its tiered.spool.sync policy guarantees:
+// under always they are on stable storage; under interval (the default) they
+// survive a crash of the process at once and a crash of the machine once the
+// next fsync ran (at most tiered.spool.sync_interval later); under never they
+// survive a crash of the process, and a machine crash can lose what the
+// operating system had not written back. A record the spool's drop_newest
+// or drop_oldest policy discards is counted (keel_spool_drops_total,
+// keel_tiered_dropped_records_total) and lost by configuration.
+//
+// # Drainer
+//
+// One goroutine reads the spool in batches (tiered.drain_batch records,
+// tiered.drain_bytes bytes), sends each batch with one SendBatch and
+// acknowledges records in the spool only after the downstream accepted them
+// (or the dead-letter queue took them). Acknowledgement is cumulative, up to
+// the last record of the resolved prefix; records a *transport.BatchError
+// names are retried alone, so an accepted record is not sent twice within
+// one run. After a failed round the drainer waits with exponential backoff
+// and jitter (tiered.backoff), and it waits the same way while the breaker
+// is open; tiered.rate_limit caps the drain rate in records/s.
+//
+// A record is dead-lettered when the downstream rejects it by itself:
+// a per-record error that transport.Classify calls fatal (at once), one it
+// calls dead-lettered (an outbound filter, at once), or another per-record
+// error tiered.max_attempts times (backpressure never counts). Whole-call
+// failures count against the breaker and never against the records, so an
+// outage never dead-letters data; a downstream must report a poison record
+// by index in a *transport.BatchError. A spooled record that does not decode
+// and a record too large for the spool are dead-lettered too. The
+// dead-letter entry carries the reason, the attempts, the downstream's name
+// as destination and "spool:<name>:<seq>" as source token. Without a
+// dead-letter queue such records are logged and counted as dropped.
+//
+// # Ordering
+//
+// Strict (the default): while the spool holds records every new record is
+// appended behind them, and the switch back to direct sends happens only
+// once the drainer has emptied the spool, under the same lock as the sends.
+// The downstream therefore receives records in the order SendBatch took
+// them, as long as it accepts each batch as a prefix (a downstream that
+// rejects one record of a batch and takes the later ones has reordered them
+// itself). Interleaved: new records go directly whenever the breaker lets
+// them, beside the drainer; spooled records arrive after newer ones.
+//
+// Delivery is at least once across restarts: a record sent by the drainer
+// and not yet acknowledged when the process dies is sent again by the next
+// Sink, and a direct send that timed out may have landed and is spooled too.
+//
+// # Signals
+//
+// PressureRatio (the spool's fill level) is a soft pressure source for the
+// governor. CircuitOpen suits scaling.CircuitSource: a sink that cannot
+// drain forces the scaling pressure to zero. Draining reports a backlog.
+// Health fails while the breaker is open or the spool fails.
+//
+// # Lifecycle
+//
+// New opens the spool (tiered.spool) and starts the drainer, which first
+// replays what an earlier Sink left. Close stops accepting, lets the drainer
+// work until the spool is empty or the context ends, leaves the rest in the
+// spool (fsynced at close) for the next start, and closes the downstream.
+//
+// # Metrics
+//
+// Labelled sink=<name>: keel_tiered_direct_records_total,
+// keel_tiered_spooled_records_total{reason}, keel_tiered_drained_records_total,
+// keel_tiered_dead_lettered_records_total{reason},
+// keel_tiered_retries_total, keel_tiered_dropped_records_total{reason}; the
+// spool's depth is in keel_spool_* and the breaker's state in
+// keel_breaker_state and keel_breaker_transitions_total.
+package tiered
