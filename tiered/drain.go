@@ -265,7 +265,11 @@ func (s *Sink) checkEmpty() {
 		}
 		s.mu.Unlock()
 	}
-	if s.closing.Load() {
+	// closing is read before Len is looked at again: Close sets it only
+	// once no send can append any more, so a zero Len read after seeing it
+	// stays zero. The Len read at the top may predate appends made before
+	// Close and must not release a waiting Close.
+	if s.closing.Load() && s.sp.Len() == 0 {
 		s.emptiedOnce.Do(func() { close(s.emptied) })
 	}
 	if s.onIdle != nil {

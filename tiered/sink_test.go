@@ -154,8 +154,11 @@ func TestBreakerOpenSkipsDownstream(t *testing.T) {
 	if _, after := d.stats(); after != direct {
 		t.Fatalf("downstream called %d times with the breaker open", after-direct)
 	}
-	if v := spooledCount(e.sink, spoolOpen); v != 5 {
-		t.Fatalf("records spooled past the open breaker = %v, want 5", v)
+	// The 5 later sends all met the open breaker. One of the first 3 may
+	// have too: the drainer's own failed replay counts against the breaker
+	// and can open it before the third send.
+	if v := spooledCount(e.sink, spoolOpen); v < 5 || v > 6 {
+		t.Fatalf("records spooled past the open breaker = %v, want 5 (or 6)", v)
 	}
 	if e.sink.Spool().Len() != 8 {
 		t.Fatalf("spool holds %d, want 8", e.sink.Spool().Len())
