@@ -114,6 +114,38 @@
 //	    topics: [orders]
 //	    sasl_password: vault:secret/data/kafka#password
 //
+// # Tiered senders
+//
+// A sender section with a tiered sub-section whose enabled key is true
+// gets its sender wrapped in a tiered sink (package tiered; see
+// TieredSection): the keys of tiered.Config sit beside enabled, with the
+// spool and breaker sub-sections under them, and errors name them in
+// full (output.tiered.spool.max_bytes). Start-up and config-check
+// validate the sub-section of every App.Transports section.
+//
+//	output:
+//	  type: file
+//	  file:
+//	    path: /data/out.ndjson
+//	  tiered:
+//	    enabled: true
+//	    send_timeout: 1s
+//	    spool:
+//	      dir: /var/lib/myapp/spool/output   # default spool/<section>
+//	      max_bytes: 1073741824
+//	    breaker:
+//	      failure_threshold: 5
+//	      open_timeout: 30s
+//
+// The sink is named after the section (label sink=output), puts records
+// it can never deliver into the dead-letter queue when one is built, and
+// is the section's health check. Its spool fill level is a soft pressure
+// source of the governor named tiered:<section> (weigh it with
+// self_regulation.weights); while any tiered sink's breaker is open the
+// scaling pressure reports its circuit open, which forces the scaling
+// pressure to zero. At shutdown, in the senders phase, the sink drains its
+// spool until the deadline and leaves the rest spooled for the next start.
+//
 // # Self-regulation
 //
 // With self_regulation on (the default), Engine().RunGoverned sizes every

@@ -262,10 +262,11 @@ func (rt *Runtime) checkTransport(section string) error {
 	if err != nil {
 		return err
 	}
+	var berr error
 	if b.Validate != nil {
-		return b.Validate(tc)
+		berr = b.Validate(tc)
 	}
-	return nil
+	return errors.Join(berr, rt.checkTiered(tc.Section))
 }
 
 // Receiver builds a receiver from a transport section ("" means
@@ -319,6 +320,20 @@ func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Rece
 // Sender builds a sender from a transport section ("" means "transport"),
 // like Receiver. It is registered as a health check ("sender:<section>")
 // and flushed and closed at shutdown, before the receivers.
+//
+// With <section>.tiered.enabled true (see TieredSection) the sender is
+// wrapped in a tiered.Sink named after the section, with the runtime's
+// dead-letter queue (DLQ, when built) for records that can never be
+// delivered: what the sender cannot take is spooled to disk and replayed
+// once it recovers. The returned sender is then the *tiered.Sink, whose
+// Health is the section's health check and whose Close, in the senders
+// phase of shutdown, drains the spool until the deadline, leaves the rest
+// spooled for the next start and closes the sender. Its spool fill level
+// is a soft pressure source of the governor (TieredSourceName), and while
+// any tiered sink's breaker is open the scaling pressure's circuit is
+// reported open, which forces the scaling pressure to zero (more
+// instances would not help a downstream that is down). The runtime owns
+// the scaling pressure's circuit source from the first tiered sink on.
 func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender, error) {
 	if err := rt.refuseWhenClosing("Sender"); err != nil {
 		return nil, err
@@ -335,6 +350,9 @@ func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender
 	s, err := b.Sender(ctx, tc)
 	if err != nil {
 		return nil, fmt.Errorf("keel: build the %s sender of section %q: %w", tc.Type, tc.Section, err)
+	}
+	if s, err = rt.wrapTiered(ctx, tc, s); err != nil {
+		return nil, fmt.Errorf("keel: build the tiered sink of section %q: %w", tc.Section, err)
 	}
 	if err := rt.adopt("sender", tc, s, s.Health, s.Close); err != nil {
 		return nil, err

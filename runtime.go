@@ -30,6 +30,7 @@ import (
 	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/secrets"
 	"github.com/keel-go/keel/telemetry"
+	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
 )
@@ -79,6 +80,7 @@ type Runtime struct {
 	receivers []closable
 	closed    map[any]bool
 	inmem     map[string]*inmem.Transport
+	tiered    []*tiered.Sink
 	checkSeq  map[string]int
 	hooks     []namedHook
 	lastHooks []namedHook
