@@ -14,10 +14,14 @@ import (
 const SectionDLQ = dlq.Section
 
 // HookDLQ is the shutdown hook that flushes the dead-letter queue (every
-// entry written and durable) and closes it. It runs after every other
-// Runtime.OnShutdown hook, so that what they flush into the queue is
-// written too, and before the transports close.
+// entry written and durable). It runs after every other Runtime.OnShutdown
+// hook, so that what they flush into the queue is written too, and before
+// the transports close; HookDLQClose closes the queue after them.
 const HookDLQ = "dlq"
+
+// HookDLQClose is the final shutdown hook that flushes and closes the
+// dead-letter queue after every transport closed.
+const HookDLQClose = "dlq_close"
 
 // DLQ returns the dead-letter queue the runtime built from the dlq
 // section: the engine's dead letters are routed into it, and the app may
@@ -42,8 +46,23 @@ func (rt *Runtime) buildDLQ(ctx context.Context) error {
 	}
 	rt.dlq = d
 	rt.mu.Lock()
-	rt.hooks = append([]namedHook{{HookDLQ, rt.flushDLQ}}, rt.hooks...)
+	// Flush after the app's hooks (what they route is written) and close
+	// only after the transports closed: a tiered sink that drains at close
+	// may still dead-letter a record.
+	rt.hooks = append([]namedHook{{HookDLQ, rt.flushOnlyDLQ}}, rt.hooks...)
+	rt.lastHooks = append([]namedHook{{HookDLQClose, rt.flushDLQ}}, rt.lastHooks...)
 	rt.mu.Unlock()
+	return nil
+}
+
+// flushOnlyDLQ writes out and syncs what the dead-letter queue holds,
+// leaving it open for the senders that close after it.
+func (rt *Runtime) flushOnlyDLQ(ctx context.Context) error {
+	if err := rt.dlq.Flush(ctx); err != nil {
+		rt.log.Error("dead-letter queue not fully written at shutdown", "pending", rt.dlq.Pending(),
+			"dropped", rt.dlq.Dropped(), "flush_error", err)
+		return fmt.Errorf("flush the dead-letter queue: %w", err)
+	}
 	return nil
 }
 

@@ -193,11 +193,13 @@
 //     watch;
 //  6. shutdown_hooks: the Runtime.OnShutdown hooks (flush a dead-letter
 //     queue or a spool here), newest first, then the runtime's DLQ is
-//     flushed and closed (HookDLQ), after everything that may feed it;
-//  7. senders: flush and close every sender, then receivers: close every
+//     flushed (HookDLQ), after everything that may feed it;
+//  7. senders: flush and close every sender (a tiered sink drains its
+//     spool here and may still dead-letter), then receivers: close every
 //     receiver;
 //  8. worker_pool: close the pool;
-//  9. final_hooks: the Runtime.OnShutdownLast hooks, then the secrets
+//  9. final_hooks: the Runtime.OnShutdownLast hooks, the runtime's DLQ is
+//     flushed again and closed (HookDLQClose), then the secrets
 //     manager closes and the telemetry exporters flush, last of all, so
 //     the spans of everything before are exported;
 //  10. admin: stop the admin server, which answered probes until then.
