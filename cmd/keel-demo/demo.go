@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/tiered"
+	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/file"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+const (
+	appName = "keel-demo"
+	// catchUpTimeout bounds how long the service keeps consuming, once the
+	// generator stopped, to reach the last generated event.
+	catchUpTimeout = 10 * time.Second
+	// spoolDrainAtStop bounds how long the tiered sink replays its spool at
+	// shutdown; the rest stays spooled for the next start.
+	spoolDrainAtStop = 3 * time.Second
+)
+
+// demo is one run: the embedded cluster, the generator and the service.
+type demo struct {
+	opts    options
+	out     io.Writer
+	logOut  io.Writer
+	started func(adminAddr string)
+	preStop func(time.Duration) <-chan time.Time
+
+	outPath  string
+	spoolDir string
+	dlqDir   string
+
+	failing atomic.Bool
+
+	gen   *generator
+	stats stats
+}
+
+// stats are the service's counters.
+type stats struct {
+	consumed atomic.Int64 // records and receiver dead letters seen by process
+	sent     atomic.Int64 // records the sink accepted (delivered or spooled)
+	dead     atomic.Int64 // dead letters handed to the DLQ route
+}
+
+func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error) {
+	if d.opts.dataDir == "" {
+		dir, err := os.MkdirTemp("", "keel-demo-*")
+		if err != nil {
+			return nil, fmt.Errorf("create the data directory: %w (set --data-dir)", err)
+		}
+		d.opts.dataDir = dir
+	}
+	d.outPath = filepath.Join(d.opts.dataDir, "out", "events.ndjson")
+	d.spoolDir = filepath.Join(d.opts.dataDir, "spool", "output")
+	d.dlqDir = filepath.Join(d.opts.dataDir, "dlq")
+	if err := os.MkdirAll(filepath.Dir(d.outPath), 0o755); err != nil {
+		return nil, fmt.Errorf("create the output directory under --data-dir %s: %w", d.opts.dataDir, err)
+	}
+	d.failing.Store(d.opts.failSink)
+
+	brokers := splitBrokers(d.opts.brokers)
+	if len(brokers) == 0 {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(d.opts.partitions), d.opts.topic))
+		if err != nil {
+			return nil, fmt.Errorf("start the in-process Kafka cluster: %w", err)
+		}
+		defer c.Close()
+		brokers = c.ListenAddrs()
+	}
+	fmt.Fprintf(d.out, "keel-demo: brokers %s, topic %s, %d events/s, data in %s, admin on %s\n",
+		strings.Join(brokers, ","), d.opts.topic, d.opts.rate, d.opts.dataDir, d.opts.adminAddr)
+
+	// What the data directory already holds (a reused --data-dir) is not
+	// this run's: the summary counts from this baseline.
+	base, err := d.account(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count what --data-dir %s already holds: %w", d.opts.dataDir, err)
+	}
+
+	gen, err := newGenerator(brokers, d.opts.topic, d.opts.rate)
+	if err != nil {
+		return nil, err
+	}
+	d.gen = gen
+
+	// The runtime sees one signal channel: the OS (or test) signals and
+	// the --duration timer.
+	signals := make(chan os.Signal, 2)
+	stopForward := make(chan struct{})
+	var fwd sync.WaitGroup
+	fwd.Add(1)
+	go func() {
+		defer fwd.Done()
+		var timeout <-chan time.Time
+		if d.opts.duration > 0 {
+			t := time.NewTimer(d.opts.duration)
+			defer t.Stop()
+			timeout = t.C
+		}
+		for {
+			select {
+			case s := <-sigs:
+				signals <- s
+			case <-timeout:
+				fmt.Fprintf(d.out, "keel-demo: --duration %s elapsed, shutting down\n", d.opts.duration)
+				signals <- syscall.SIGTERM
+				timeout = nil
+			case <-stopForward:
+				return
+			}
+		}
+	}()
+
+	app := keel.App{
+		Name:       appName,
+		Short:      "keel demo: Kafka -> parse, enrich, route -> tiered NDJSON sink, with a DLQ",
+		Run:        d.serve,
+		Defaults:   d.defaults(brokers),
+		Transports: []string{"input", "output"},
+	}
+	opts := []keel.Option{
+		keel.WithSignals(signals),
+		keel.WithLogOutput(d.logOut),
+		keel.WithTransport(keel.TransportFile, d.fileTransport()),
+		keel.WithOverrides(map[string]any{"logging.level": d.opts.logLevel}),
+	}
+	if d.preStop != nil {
+		opts = append(opts, keel.WithPreStopTimer(d.preStop))
+	}
+	if d.opts.configFile != "" {
+		opts = append(opts, keel.WithConfigFile(d.opts.configFile))
+	}
+	runErr := keel.Run(ctx, app, opts...)
+	close(stopForward)
+	fwd.Wait()
+	gen.stop() // when the service failed before it started the generator
+
+	sum, err := d.account(ctx)
+	sum.delivered -= base.delivered
+	sum.deadLettered -= base.deadLettered
+	sum.spooled -= base.spooled
+	sum.carriedOver = base.spooled
+	if err != nil {
+		return sum, errors.Join(runErr, err)
+	}
+	return sum, runErr
+}
+
+// defaults are the demo's configuration, below --config and the environment.
+func (d *demo) defaults(brokers []string) map[string]any {
+	return map[string]any{
+		"admin.addr":                              d.opts.adminAddr,
+		"lifecycle.shutdown_timeout":              "20s",
+		"input.type":                              keel.TransportKafka,
+		"input.kafka.brokers":                     brokers,
+		"input.kafka.group":                       appName,
+		"input.kafka.topics":                      []string{d.opts.topic},
+		"input.kafka.role":                        "consumer",
+		"input.kafka.lag_interval":                "2s",
+		"input.kafka.consumer.auto_offset_reset":  "earliest",
+		"output.type":                             keel.TransportFile,
+		"output.file.path":                        d.outPath,
+		"output.file.sync":                        "interval",
+		"output.tiered.enabled":                   true,
+		"output.tiered.spool.dir":                 d.spoolDir,
+		"output.tiered.breaker.failure_threshold": 3,
+		"output.tiered.breaker.open_timeout":      "2s",
+		"dlq.enabled":                             true,
+		"dlq.file.enabled":                        true,
+		"dlq.file.path":                           d.dlqDir,
+		"self_regulation.enabled":                 true,
+	}
+}
+
+// fileTransport replaces the built-in file type: the same file sender,
+// behind a switch that makes every send fail (--fail-sink).
+func (d *demo) fileTransport() keel.TransportBuilder {
+	decode := func(tc keel.TransportContext) (file.Config, error) {
+		var c file.Config
+		if err := tc.Decode(&c); err != nil {
+			return c, err
+		}
+		if err := c.Validate(); err != nil {
+			return c, &keel.SectionError{Key: tc.Key, Err: err}
+		}
+		c.Metrics, c.Logger = tc.Runtime.Metrics(), tc.Runtime.Logger()
+		return c, nil
+	}
+	return keel.TransportBuilder{
+		Validate: func(tc keel.TransportContext) error {
+			_, err := decode(tc)
+			return err
+		},
+		Sender: func(_ context.Context, tc keel.TransportContext) (transport.Sender, error) {
+			c, err := decode(tc)
+			if err != nil {
+				return nil, err
+			}
+			s, err := file.NewSender(c)
+			if err != nil {
+				return nil, err
+			}
+			return &switchedSender{Sender: s, failing: &d.failing}, nil
+		},
+	}
+}
+
+// switchedSender is a transport.Sender that refuses every record while
+// failing is set, as a downstream that is down would.
+type switchedSender struct {
+	transport.Sender
+	failing *atomic.Bool
+}
+
+var errSinkDown = errors.New("the file sink is down (--fail-sink)")
+
+func (s *switchedSender) Send(ctx context.Context, rec transport.Record) error {
+	if s.failing.Load() {
+		return transport.NewError(transport.ErrConnection, s.Name(), "send", errSinkDown)
+	}
+	return s.Sender.Send(ctx, rec)
+}
+
+func (s *switchedSender) SendBatch(ctx context.Context, records []transport.Record) error {
+	if s.failing.Load() {
+		return transport.NewError(transport.ErrConnection, s.Name(), "send", errSinkDown)
+	}
+	return s.Sender.SendBatch(ctx, records)
+}
+
+func (s *switchedSender) Health(ctx context.Context) error {
+	if s.failing.Load() {
+		return transport.NewError(transport.ErrConnection, s.Name(), "health", errSinkDown)
+	}
+	return s.Sender.Health(ctx)
+}
+
+// serve is the service body.
+func (d *demo) serve(ctx context.Context, rt *keel.Runtime) error {
+	in, err := rt.Receiver(ctx, "input")
+	if err != nil {
+		return err
+	}
+	out, err := rt.Sender(ctx, "output")
+	if err != nil {
+		return err
+	}
+	sink, _ := out.(*tiered.Sink)
+
+	// The generator runs until the shutdown begins.
+	d.gen.start()
+	go func() {
+		<-rt.Lifecycle().Stopping()
+		d.gen.stop()
+	}()
+
+	// The engine keeps consuming after ctx ends until it has seen every
+	// generated event (or catchUpTimeout), so that the summary balances.
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-engCtx.Done():
+			return
+		}
+		d.gen.stop()
+		deadline := time.NewTimer(catchUpTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for d.stats.consumed.Load() < d.gen.generated() {
+			select {
+			case <-deadline.C:
+				rt.Logger().Warn("stopping before every generated event was consumed",
+					"generated", d.gen.generated(), "consumed", d.stats.consumed.Load())
+				stopEngine()
+				return
+			case <-tick.C:
+			case <-engCtx.Done():
+				return
+			}
+		}
+		stopEngine()
+	}()
+
+	rt.Go("progress", func(ctx context.Context) error {
+		d.progressLoop(ctx, rt, sink)
+		return nil
+	})
+
+	rt.MarkStarted()
+	if d.started != nil {
+		d.started(rt.Admin().Addr())
+	}
+	err = rt.Engine().RunGoverned(engCtx, in, d.process, d.countingSink(out))
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if sink != nil {
+		// Close the tiered sink here, with a bounded drain, rather than
+		// in the runtime's senders phase, which lets it drain a spool
+		// whose downstream is down until the whole shutdown deadline.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolDrainAtStop)
+		defer cancel()
+		if err := sink.Close(cctx); err != nil {
+			rt.Logger().Warn("tiered sink closed with records left in the spool", "spooled", sink.Spool().Len(), "error", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the demo's writers and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startedDemo is a demo running in-process.
+type startedDemo struct {
+	out, log *syncBuffer
+	signals  chan os.Signal
+	preStop  chan time.Time
+	addr     string
+	exit     chan int
+	dataDir  string
+}
+
+func startDemo(t *testing.T, extra ...string) *startedDemo {
+	t.Helper()
+	d := &startedDemo{
+		out: &syncBuffer{}, log: &syncBuffer{},
+		signals: make(chan os.Signal, 2),
+		preStop: make(chan time.Time),
+		exit:    make(chan int, 1),
+		dataDir: t.TempDir(),
+	}
+	addrs := make(chan string, 1)
+	args := append([]string{"--data-dir", d.dataDir, "--admin-addr", "127.0.0.1:0", "--rate", "1000",
+		"--progress", "200ms", "--log-level", "warn"}, extra...)
+	hooks := runHooks{
+		signals: d.signals,
+		started: func(addr string) { addrs <- addr },
+		preStop: func(time.Duration) <-chan time.Time { return d.preStop },
+	}
+	go func() { d.exit <- run(context.Background(), args, d.out, d.log, hooks) }()
+	select {
+	case d.addr = <-addrs:
+	case code := <-d.exit:
+		t.Fatalf("the demo exited with %d before it started\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the demo did not start\nlog:\n%s", d.log)
+	}
+	return d
+}
+
+// waitFor polls cond until it holds or the test's bound passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+var summaryRE = regexp.MustCompile(`summary: generated=(\d+) delivered=(\d+) dead_lettered=(\d+) spooled=(\d+) .* (balanced|NOT balanced.*)\n`)
+
+type counts struct{ generated, delivered, dead, spooled int64 }
+
+func parseSummary(t *testing.T, out string) counts {
+	t.Helper()
+	m := summaryRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary line in the output:\n%s", out)
+	}
+	n := func(s string) int64 {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return counts{n(m[1]), n(m[2]), n(m[3]), n(m[4])}
+}
+
+// countFileLines counts the lines of a file.
+func countFileLines(t *testing.T, path string) int64 {
+	t.Helper()
+	n, err := countLines(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (d *startedDemo) waitExit(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-d.exit:
+		return code
+	case <-time.After(25 * time.Second):
+		t.Fatalf("the demo did not exit\nlog:\n%s", d.log)
+		return -1
+	}
+}
+
+func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
+	d := startDemo(t)
+	base := "http://" + d.addr
+	outPath := filepath.Join(d.dataDir, "out", "events.ndjson")
+
+	// It processes records: delivered lines appear in the output file.
+	waitFor(t, "delivered records", func() bool { return countFileLines(t, outPath) >= 200 })
+
+	code, body := get(t, base+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "keel_") {
+		t.Fatalf("/metrics: status %d, body without keel_ metrics:\n%.500s", code, body)
+	}
+	waitFor(t, "/readyz 200", func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusOK })
+	if c, _ := get(t, base+"/livez"); c != http.StatusOK {
+		if c2, _ := get(t, base+"/healthz"); c2 != http.StatusOK {
+			t.Fatalf("liveness: /livez %d, /healthz %d", c, c2)
+		}
+	}
+
+	// SIGTERM: readiness turns 503 first, while the admin server still
+	// answers (the pre-stop delay is held open by the test).
+	d.signals <- syscall.SIGTERM
+	waitFor(t, "/readyz 503 after SIGTERM", func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable })
+	close(d.preStop)
+
+	if code := d.waitExit(t); code != 0 {
+		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	}
+	out := d.out.String()
+	if !strings.Contains(out, "progress: in ") {
+		t.Errorf("no progress line in the output:\n%s", out)
+	}
+	c := parseSummary(t, out)
+	if c.generated == 0 || c.delivered == 0 {
+		t.Fatalf("nothing generated or delivered: %+v", c)
+	}
+	if c.dead == 0 {
+		t.Errorf("no dead letters among %d generated events with ~1.5%% malformed or poison: %+v", c.generated, c)
+	}
+	if c.generated != c.delivered+c.dead+c.spooled {
+		t.Fatalf("summary does not balance: %+v\n%s", c, out)
+	}
+	// The summary's delivered count is the output file's.
+	if got := countFileLines(t, outPath); got != c.delivered {
+		t.Fatalf("output file holds %d lines, summary says %d delivered", got, c.delivered)
+	}
+}
+
+func TestDemoFailSinkSpillsToSpoolAndBalances(t *testing.T) {
+	d := startDemo(t, "--fail-sink")
+	waitFor(t, "spooled records", func() bool {
+		m := regexp.MustCompile(`spool_depth (\d+)`).FindAllStringSubmatch(d.out.String(), -1)
+		if len(m) == 0 {
+			return false
+		}
+		n, _ := strconv.Atoi(m[len(m)-1][1])
+		return n >= 200
+	})
+	d.signals <- syscall.SIGTERM
+	close(d.preStop)
+	if code := d.waitExit(t); code != 0 {
+		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	}
+	c := parseSummary(t, d.out.String())
+	if c.delivered != 0 || c.spooled == 0 {
+		t.Fatalf("with the sink failing, want nothing delivered and records spooled: %+v", c)
+	}
+	if c.generated != c.delivered+c.dead+c.spooled {
+		t.Fatalf("summary does not balance: %+v\n%s", c, d.out)
+	}
+}
+
+func TestDemoRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rate", "0"},
+		{"--progress", "0s"},
+		{"--duration", "-1s"},
+		{"stray"},
+		{"--no-such-flag"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut, runHooks{}); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errOut.String())
+		}
+		if errOut.Len() == 0 {
+			t.Errorf("%v: no message on stderr", args)
+		}
+	}
+}
+
+func TestEnrich(t *testing.T) {
+	out, route, reason := enrich([]byte(`{"id":1,"type":"order","amount":12.34}`), "now")
+	if reason != "" || route != "orders" {
+		t.Fatalf("valid order: route %q reason %q", route, reason)
+	}
+	for _, want := range []string{`"route":"orders"`, `"amount_cents":1234`, `"processed_at":"now"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("enriched %s lacks %s", out, want)
+		}
+	}
+	if _, route, reason := enrich([]byte(`{"type":"signup","amount":3}`), "now"); reason != "" || route != defaultRoute {
+		t.Errorf("unknown type with an integer amount: route %q reason %q", route, reason)
+	}
+	if _, _, reason := enrich([]byte(`{"id":1,"type":"order","amount":`), "now"); !strings.HasPrefix(reason, "malformed") {
+		t.Errorf("truncated JSON: reason %q", reason)
+	}
+	if _, _, reason := enrich([]byte(`[1,2]`), "now"); !strings.HasPrefix(reason, "malformed") {
+		t.Errorf("JSON array: reason %q", reason)
+	}
+	if _, route, reason := enrich([]byte(`{"type":"payment","amount":"NaN"}`), "now"); !strings.HasPrefix(reason, "poison") || route != "billing" {
+		t.Errorf("poison: route %q reason %q", route, reason)
+	}
+}
+
+func TestGeneratedEventsMix(t *testing.T) {
+	var malformed, poison, ok int
+	for i := int64(1); i <= 20000; i++ {
+		_, _, reason := enrich(event(i), "now")
+		switch {
+		case strings.HasPrefix(reason, "malformed"):
+			malformed++
+		case strings.HasPrefix(reason, "poison"):
+			poison++
+		case reason == "":
+			ok++
+		default:
+			t.Fatalf("event %d: unexpected reason %q", i, reason)
+		}
+	}
+	if malformed == 0 || poison == 0 || ok < 19000 {
+		t.Fatalf("mix of 20000 events: %d valid, %d malformed, %d poison", ok, malformed, poison)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/spool"
+	"github.com/keel-go/keel/tiered"
+)
+
+// progressLoop prints a progress line every --progress until ctx ends.
+func (d *demo) progressLoop(ctx context.Context, rt *keel.Runtime, sink *tiered.Sink) {
+	t := time.NewTicker(d.opts.progress)
+	defer t.Stop()
+	last := time.Now()
+	var lastIn, lastOut int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			in, out := d.stats.consumed.Load(), d.stats.sent.Load()
+			secs := now.Sub(last).Seconds()
+			var budget int64
+			if b := rt.Governor().Budget(); b != nil {
+				budget = b.Bytes()
+			}
+			var depth int64
+			if sink != nil {
+				depth = sink.Spool().Len()
+			}
+			fmt.Fprintf(d.out, "progress: in %.0f/s out %.0f/s lag %d memory_pressure %.2f byte_budget %d spool_depth %d dlq %d generated %d\n",
+				float64(in-lastIn)/secs, float64(out-lastOut)/secs, max(d.gen.generated()-in, 0),
+				rt.Memory().PressureRatio(), budget, depth, d.stats.dead.Load(), d.gen.generated())
+			last, lastIn, lastOut = now, in, out
+		}
+	}
+}
+
+// summary accounts for every generated event.
+type summary struct {
+	generated    int64
+	produceFails int64
+	consumed     int64
+	delivered    int64
+	deadLettered int64
+	spooled      int64
+	dataDir      string
+	// carriedOver is what the spool held at start (a reused --data-dir):
+	// spooled is counted from it, so it is negative when the run
+	// delivered that backlog.
+	carriedOver int64
+}
+
+func (s *summary) balanced() bool {
+	return s != nil && s.generated == s.delivered+s.deadLettered+s.spooled
+}
+
+func (s *summary) print(w io.Writer) {
+	verdict := "balanced"
+	if !s.balanced() {
+		verdict = fmt.Sprintf("NOT balanced: %d unaccounted for", s.generated-(s.delivered+s.deadLettered+s.spooled))
+	}
+	fmt.Fprintf(w, "summary: generated=%d delivered=%d dead_lettered=%d spooled=%d (delivered+dead_lettered+spooled=%d) %s\n",
+		s.generated, s.delivered, s.deadLettered, s.spooled, s.delivered+s.deadLettered+s.spooled, verdict)
+	if s.carriedOver > 0 {
+		fmt.Fprintf(w, "summary: the spool held %d records of an earlier run at start; delivered, dead_lettered and spooled count from that start\n", s.carriedOver)
+	}
+	fmt.Fprintf(w, "summary: consumed=%d produce_failures=%d data_dir=%s\n", s.consumed, s.produceFails, s.dataDir)
+}
+
+// account counts, after the service stopped, the delivered events in the
+// output file, the dead letters in the DLQ files and the records left in
+// the spool.
+func (d *demo) account(ctx context.Context) (*summary, error) {
+	s := &summary{dataDir: d.opts.dataDir, consumed: d.stats.consumed.Load()}
+	if d.gen != nil {
+		s.generated, s.produceFails = d.gen.generated(), d.gen.failed.Load()
+	}
+	var errs []error
+	n, err := countLines(d.outPath)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.delivered = n
+	files, err := filepath.Glob(filepath.Join(d.dlqDir, "*", "*.ndjson*"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range files {
+		entries, err := dlq.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read the DLQ file %s: %w", f, err))
+		}
+		s.deadLettered += int64(len(entries))
+	}
+	if _, err := os.Stat(d.spoolDir); err == nil {
+		sp, err := spool.Open(ctx, spool.Config{
+			Dir: d.spoolDir, Name: "summary",
+			Metrics: metrics.New(metrics.Config{Namespace: "keel_demo_summary", NoRuntimeCollectors: true}),
+			Logger:  slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("open the spool %s to count it: %w", d.spoolDir, err))
+		} else {
+			s.spooled = sp.Len()
+			if err := sp.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close the spool %s: %w", d.spoolDir, err))
+			}
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// countLines counts the non-empty lines of an NDJSON file; a missing file
+// has none.
+func countLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("open the output file: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var n int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("read the output file %s: %w", path, err)
+		}
+	}
+}
+
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
