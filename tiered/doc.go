@@ -84,8 +84,10 @@
 //
 // New opens the spool (tiered.spool) and starts the drainer, which first
 // replays what an earlier Sink left. Close stops accepting, lets the drainer
-// work until the spool is empty or the context ends, leaves the rest in the
-// spool (fsynced at close) for the next start, and closes the downstream.
+// work until the spool is empty or the context ends (not at all when the
+// breaker is open: the downstream is failing, so waiting would only hold the
+// shutdown to its deadline), leaves the rest in the spool (fsynced at close)
+// for the next start, and closes the downstream.
 //
 // # Metrics
 //

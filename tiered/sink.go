@@ -469,7 +469,11 @@ func (s *Sink) close(ctx context.Context) error {
 	s.closed = true
 	s.sendMu.Unlock()
 	s.closing.Store(true)
-	if s.sp.Len() > 0 {
+	// Drain before closing while the downstream takes records; with the
+	// breaker open the downstream is known to be failing, so the records
+	// stay spooled for the next start instead of holding the shutdown
+	// until its deadline.
+	if s.sp.Len() > 0 && !s.CircuitOpen() {
 		select {
 		case <-s.emptied:
 		case <-ctx.Done():
