@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/keel-go/keel/internal/jsonstr"
 )
 
 // Entry is one dead-lettered record with why and where it came from.
@@ -109,9 +110,9 @@ func (e *Entry) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"timestamp":`...)
 	dst = strconv.AppendInt(dst, e.Time.UnixMilli(), 10)
 	dst = append(dst, `,"service":`...)
-	dst = appendString(dst, e.Service)
+	dst = jsonstr.AppendQuoted(dst, e.Service)
 	dst = append(dst, `,"reason":`...)
-	dst = appendString(dst, e.Reason)
+	dst = jsonstr.AppendQuoted(dst, e.Reason)
 	dst = append(dst, `,"attempts":`...)
 	dst = strconv.AppendInt(dst, int64(e.Attempts), 10)
 	dst = append(dst, `,"payload":"`...)
@@ -119,7 +120,7 @@ func (e *Entry) AppendJSON(dst []byte) []byte {
 	dst = append(dst, '"')
 	if e.Destination != "" {
 		dst = append(dst, `,"destination":`...)
-		dst = appendString(dst, e.Destination)
+		dst = jsonstr.AppendQuoted(dst, e.Destination)
 	}
 	if !e.Source.IsZero() {
 		s := e.Source
@@ -136,7 +137,7 @@ func (e *Entry) AppendJSON(dst []byte) []byte {
 		}
 		if s.Topic != "" {
 			field("topic")
-			dst = appendString(dst, s.Topic)
+			dst = jsonstr.AppendQuoted(dst, s.Topic)
 		}
 		if s.Partition != nil {
 			field("partition")
@@ -148,7 +149,7 @@ func (e *Entry) AppendJSON(dst []byte) []byte {
 		}
 		if s.Token != "" {
 			field("token")
-			dst = appendString(dst, s.Token)
+			dst = jsonstr.AppendQuoted(dst, s.Token)
 		}
 		dst = append(dst, '}')
 	}
@@ -166,59 +167,6 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	}
 	*e = out
 	return nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. Invalid UTF-8 bytes become
-// U+FFFD, one per byte, as encoding/json does; control characters and
-// U+2028/U+2029 are escaped.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // wireEntry is the decoding form of an Entry.

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/keel-go/keel/internal/jsonstr"
 )
 
 // state is the per-line encoder: the output buffer and the masker (nil
@@ -32,64 +34,15 @@ func (s *state) sensitive(key string) bool {
 // jsonString appends str as a quoted JSON string, masked.
 func (s *state) jsonString(str string) {
 	s.buf = append(s.buf, '"')
-	s.buf = appendEscaped(s.buf, s.mask(str))
+	s.buf = jsonstr.AppendEscaped(s.buf, s.mask(str))
 	s.buf = append(s.buf, '"')
 }
 
 // jsonKey appends "key": (keys are not masked; their values are).
 func (s *state) jsonKey(key string) {
 	s.buf = append(s.buf, '"')
-	s.buf = appendEscaped(s.buf, key)
+	s.buf = jsonstr.AppendEscaped(s.buf, key)
 	s.buf = append(s.buf, '"', ':')
-}
-
-// appendEscaped appends s escaped for a JSON string, as encoding/json does
-// without HTML escaping: control characters, quote and backslash escaped,
-// invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendEscaped(buf []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				buf = append(buf, '\\', b)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(buf, s[start:]...)
 }
 
 const hexDigits = "0123456789abcdef"

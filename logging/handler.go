@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/keel-go/keel/metrics"
+
+	"github.com/keel-go/keel/internal/jsonstr"
 )
 
 // Handler is keel's slog.Handler: JSON or text lines with masking, the
@@ -280,7 +282,7 @@ func (h *Handler) appendJSON(s *state, ctx context.Context, r *slog.Record, supp
 	if c.addSource && r.PC != 0 {
 		if src := sourceOf(r.PC); src != "" {
 			s.buf = append(s.buf, `,"source":"`...)
-			s.buf = appendEscaped(s.buf, src)
+			s.buf = jsonstr.AppendEscaped(s.buf, src)
 			s.buf = append(s.buf, '"')
 		}
 	}
