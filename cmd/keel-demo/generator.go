@@ -12,12 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Shares of the generated events that are not valid JSON (malformed) and
-// that are valid JSON the service cannot handle (poison: the amount is not a
-// number), in events per 1000.
+// Every malformedEvery-th generated event is not valid JSON (malformed) and
+// every poisonEvery-th is valid JSON the service cannot handle (poison: the
+// amount is not a number): 1% and 0.5%, at fixed positions so that even a
+// short run has both (the first malformed event is the 50th, the first
+// poison event the 75th).
 const (
-	malformedPerMille = 10
-	poisonPerMille    = 5
+	malformedEvery = 100
+	poisonEvery    = 200
 )
 
 var eventTypes = []string{"order", "payment", "click", "view", "signup"}
@@ -115,13 +117,12 @@ func (g *generator) promise(_ *kgo.Record, err error) {
 // event returns the seq-th event: mostly valid JSON, with a share of
 // malformed and poison events.
 func event(seq int64) []byte {
-	n := rand.IntN(1000)
 	typ := eventTypes[rand.IntN(len(eventTypes))]
 	id := strconv.FormatInt(seq, 10)
 	switch {
-	case n < malformedPerMille:
+	case seq%malformedEvery == malformedEvery/2:
 		return []byte(`{"id":` + id + `,"type":"` + typ + `","amount":`) // truncated
-	case n < malformedPerMille+poisonPerMille:
+	case seq%poisonEvery == poisonEvery*3/8:
 		return []byte(`{"id":` + id + `,"type":"` + typ + `","amount":"NaN","user":"u` + strconv.Itoa(rand.IntN(500)) + `"}`)
 	default:
 		amount := strconv.FormatFloat(float64(rand.IntN(100000))/100, 'f', 2, 64)

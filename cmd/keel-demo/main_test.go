@@ -173,7 +173,7 @@ func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
 		t.Fatalf("nothing generated or delivered: %+v", c)
 	}
 	if c.dead == 0 {
-		t.Errorf("no dead letters among %d generated events with ~1.5%% malformed or poison: %+v", c.generated, c)
+		t.Errorf("no dead letters among %d generated events (every 100th is malformed, from the 50th): %+v", c.generated, c)
 	}
 	if c.generated != c.delivered+c.dead+c.spooled {
 		t.Fatalf("summary does not balance: %+v\n%s", c, out)
@@ -265,7 +265,7 @@ func TestGeneratedEventsMix(t *testing.T) {
 			t.Fatalf("event %d: unexpected reason %q", i, reason)
 		}
 	}
-	if malformed == 0 || poison == 0 || ok < 19000 {
+	if malformed != 20000/malformedEvery || poison != 20000/poisonEvery || ok != 20000-malformed-poison {
 		t.Fatalf("mix of 20000 events: %d valid, %d malformed, %d poison", ok, malformed, poison)
 	}
 }
