@@ -186,11 +186,9 @@ func New(cfg Config, opts Options) (*Breaker, error) {
 		clock:  opts.Clock,
 		log:    opts.Logger,
 		onCh:   opts.OnStateChange,
-		gauge: reg.GaugeVec(metrics.Opts{Namespace: "keel", Subsystem: "breaker", Name: "state",
-			Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.", Group: "breaker"}, "target").With(opts.Target),
-		trans: reg.CounterVec(metrics.Opts{Namespace: "keel", Subsystem: "breaker", Name: "transitions_total",
-			Help: "Circuit breaker state transitions per target.", Group: "breaker"}, "target", "from", "to"),
 	}
+	gauge, trans := registerVecs(reg)
+	b.gauge, b.trans = gauge.With(opts.Target), trans
 	b.gauge.Set(float64(Closed))
 	return b, nil
 }
@@ -398,3 +396,18 @@ func (b *Breaker) notify(tr transition) {
 
 // Threshold returns the effective failure threshold.
 func (c Config) Threshold() int { return c.normalized().FailureThreshold }
+
+// RegisterMetrics registers the keel_breaker_* metrics on reg (nil means
+// metrics.Default()) without building a breaker, so that a metrics
+// manifest lists them before any breaker exists. New registers them too.
+func RegisterMetrics(reg *metrics.Registry) { registerVecs(metrics.OrDefault(reg)) }
+
+// registerVecs registers the breaker's metric vectors on reg, or returns
+// them when they already are.
+func registerVecs(reg *metrics.Registry) (state *metrics.GaugeVec, transitions *metrics.CounterVec) {
+	state = reg.GaugeVec(metrics.Opts{Namespace: "keel", Subsystem: "breaker", Name: "state",
+		Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.", Group: "breaker"}, "target")
+	transitions = reg.CounterVec(metrics.Opts{Namespace: "keel", Subsystem: "breaker", Name: "transitions_total",
+		Help: "Circuit breaker state transitions per target.", Group: "breaker"}, "target", "from", "to")
+	return state, transitions
+}

@@ -49,56 +49,89 @@ type instruments struct {
 }
 
 func newInstruments(reg *metrics.Registry, name string) *instruments {
-	reg = metrics.OrDefault(reg)
-	o := func(n, help, unit string) metrics.Opts {
-		return metrics.Opts{Namespace: "keel", Subsystem: "spool", Name: n, Help: help, Unit: unit, Group: "spool"}
-	}
+	v := registerVecs(metrics.OrDefault(reg))
 	ins := &instruments{
-		bytes: reg.GaugeVec(o("bytes",
-			"Unacknowledged bytes in the spool (frames with their headers), the quantity spool.max_bytes bounds.", "bytes"), "spool").With(name),
-		records: reg.GaugeVec(o("records",
-			"Unacknowledged records in the spool.", ""), "spool").With(name),
-		diskBytes: reg.GaugeVec(o("disk_bytes",
-			"Bytes of the spool's segment files on disk, acknowledged records awaiting segment deletion included.", "bytes"), "spool").With(name),
-		segments: reg.GaugeVec(o("segments",
-			"Segment files of the spool.", ""), "spool").With(name),
-		oldestAge: reg.GaugeVec(o("oldest_record_age_seconds",
-			"Age of the oldest unacknowledged record (0 when the spool is empty), refreshed every second.", "seconds"), "spool").With(name),
-		freeDisk: reg.GaugeVec(o("free_disk_bytes",
-			"Free bytes on the spool's volume at the last statfs (-1 when unknown).", "bytes"), "spool").With(name),
-		writes: reg.CounterVec(o("writes_total",
-			"Records appended to the spool.", ""), "spool").With(name),
-		writeBytes: reg.CounterVec(o("write_bytes_total",
-			"Payload bytes appended to the spool, before compression.", "bytes"), "spool").With(name),
-		reads: reg.CounterVec(o("reads_total",
-			"Records handed to a reader (redeliveries after Rewind or a restart included).", ""), "spool").With(name),
-		acks: reg.CounterVec(o("acks_total",
-			"Records acknowledged and so removed from the spool.", ""), "spool").With(name),
-		lost: reg.CounterVec(o("lost_records_total",
-			"Records known lost to damage on disk, or written but not on disk after a machine crash (sequence numbers missing).", ""), "spool").With(name),
-		truncated: reg.CounterVec(o("truncated_bytes_total",
-			"Bytes of torn or damaged tail cut from the newest segment at open.", "bytes"), "spool").With(name),
+		bytes:       v.bytes.With(name),
+		records:     v.records.With(name),
+		diskBytes:   v.diskBytes.With(name),
+		segments:    v.segments.With(name),
+		oldestAge:   v.oldestAge.With(name),
+		freeDisk:    v.freeDisk.With(name),
+		writes:      v.writes.With(name),
+		writeBytes:  v.writeBytes.With(name),
+		reads:       v.reads.With(name),
+		acks:        v.acks.With(name),
+		lost:        v.lost.With(name),
+		truncated:   v.truncated.With(name),
 		corruptions: make(map[string]prometheus.Counter, len(corruptionKinds)),
 		drops:       make(map[FullPolicy]prometheus.Counter, 2),
 		full:        make(map[string]prometheus.Counter, 4),
-		fsync: reg.HistogramVec(o("fsync_duration_seconds",
-			"Duration of one fsync of a segment or the ledger.", "seconds"), fsyncBuckets, "spool").With(name),
+		fsync:       v.fsync.With(name),
 	}
-	corrupt := reg.CounterVec(o("corruptions_total",
-		"Damaged data found in the spool and skipped, by kind: checksum (damaged span), torn_tail (incomplete tail), segment (unreadable segment set aside), decode (payload the codec rejected).", ""), "spool", "kind")
 	for _, k := range corruptionKinds {
-		ins.corruptions[k] = corrupt.With(name, k)
+		ins.corruptions[k] = v.corruptions.With(name, k)
 	}
-	drops := reg.CounterVec(o("drops_total",
-		"Records discarded because the spool was full, by policy: drop_newest (the new record) or drop_oldest (an unacknowledged record).", ""), "spool", "policy")
 	for _, p := range []FullPolicy{DropNewest, DropOldest} {
-		ins.drops[p] = drops.With(name, string(p))
+		ins.drops[p] = v.drops.With(name, string(p))
 	}
-	full := reg.CounterVec(o("full_total",
-		"Appends that found the spool full, by the bound that was hit (whatever the policy did next).", ""), "spool", "reason")
 	for _, r := range []string{ReasonMaxBytes, ReasonMaxRecords, ReasonMinFreeBytes, ReasonDiskFull} {
-		ins.full[r] = full.With(name, r)
+		ins.full[r] = v.full.With(name, r)
 	}
 	ins.freeDisk.Set(-1)
 	return ins
+}
+
+// RegisterMetrics registers the keel_spool_* metrics on reg (nil means
+// metrics.Default()) without opening a spool, so that a metrics manifest
+// lists them before any spool exists. Open registers them too.
+func RegisterMetrics(reg *metrics.Registry) { registerVecs(metrics.OrDefault(reg)) }
+
+// vecs are the keel_spool_* vectors, labelled by spool.
+type vecs struct {
+	bytes, records, diskBytes, segments, oldestAge, freeDisk *metrics.GaugeVec
+	writes, writeBytes, reads, acks, lost, truncated         *metrics.CounterVec
+	corruptions, drops, full                                 *metrics.CounterVec
+	fsync                                                    *metrics.HistogramVec
+}
+
+// registerVecs registers the spool's metric vectors on reg, or returns
+// them when they already are.
+func registerVecs(reg *metrics.Registry) vecs {
+	o := func(n, help, unit string) metrics.Opts {
+		return metrics.Opts{Namespace: "keel", Subsystem: "spool", Name: n, Help: help, Unit: unit, Group: "spool"}
+	}
+	return vecs{
+		bytes: reg.GaugeVec(o("bytes",
+			"Unacknowledged bytes in the spool (frames with their headers), the quantity spool.max_bytes bounds.", "bytes"), "spool"),
+		records: reg.GaugeVec(o("records",
+			"Unacknowledged records in the spool.", ""), "spool"),
+		diskBytes: reg.GaugeVec(o("disk_bytes",
+			"Bytes of the spool's segment files on disk, acknowledged records awaiting segment deletion included.", "bytes"), "spool"),
+		segments: reg.GaugeVec(o("segments",
+			"Segment files of the spool.", ""), "spool"),
+		oldestAge: reg.GaugeVec(o("oldest_record_age_seconds",
+			"Age of the oldest unacknowledged record (0 when the spool is empty), refreshed every second.", "seconds"), "spool"),
+		freeDisk: reg.GaugeVec(o("free_disk_bytes",
+			"Free bytes on the spool's volume at the last statfs (-1 when unknown).", "bytes"), "spool"),
+		writes: reg.CounterVec(o("writes_total",
+			"Records appended to the spool.", ""), "spool"),
+		writeBytes: reg.CounterVec(o("write_bytes_total",
+			"Payload bytes appended to the spool, before compression.", "bytes"), "spool"),
+		reads: reg.CounterVec(o("reads_total",
+			"Records handed to a reader (redeliveries after Rewind or a restart included).", ""), "spool"),
+		acks: reg.CounterVec(o("acks_total",
+			"Records acknowledged and so removed from the spool.", ""), "spool"),
+		lost: reg.CounterVec(o("lost_records_total",
+			"Records known lost to damage on disk, or written but not on disk after a machine crash (sequence numbers missing).", ""), "spool"),
+		truncated: reg.CounterVec(o("truncated_bytes_total",
+			"Bytes of torn or damaged tail cut from the newest segment at open.", "bytes"), "spool"),
+		fsync: reg.HistogramVec(o("fsync_duration_seconds",
+			"Duration of one fsync of a segment or the ledger.", "seconds"), fsyncBuckets, "spool"),
+		corruptions: reg.CounterVec(o("corruptions_total",
+			"Damaged data found in the spool and skipped, by kind: checksum (damaged span), torn_tail (incomplete tail), segment (unreadable segment set aside), decode (payload the codec rejected).", ""), "spool", "kind"),
+		drops: reg.CounterVec(o("drops_total",
+			"Records discarded because the spool was full, by policy: drop_newest (the new record) or drop_oldest (an unacknowledged record).", ""), "spool", "policy"),
+		full: reg.CounterVec(o("full_total",
+			"Appends that found the spool full, by the bound that was hit (whatever the policy did next).", ""), "spool", "reason"),
+	}
 }

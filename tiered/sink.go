@@ -148,9 +148,7 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("tiered %s: opening the spool (tiered.spool): %w", opts.Name, err)
 	}
-	o := func(name, help string) metrics.Opts {
-		return metrics.Opts{Namespace: "keel", Subsystem: "tiered", Name: name, Help: help, Group: "tiered"}
-	}
+	m := registerVecs(reg)
 	s := &Sink{
 		cfg: cfg, down: down, sp: sp, br: br, dl: opts.DeadLetters,
 		log:       opts.Logger.With("sink", opts.Name),
@@ -160,12 +158,12 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 		onIdle:    opts.onIdle,
 		emptied:   make(chan struct{}),
 		drainDone: make(chan struct{}),
-		mDirect:   reg.CounterVec(o("direct_records_total", "Records delivered directly to the downstream."), "sink"),
-		mSpooled:  reg.CounterVec(o("spooled_records_total", "Records written to the spool, by why they could not be sent directly."), "sink", "reason"),
-		mDrained:  reg.CounterVec(o("drained_records_total", "Records replayed from the spool and accepted by the downstream."), "sink"),
-		mDead:     reg.CounterVec(o("dead_lettered_records_total", "Records sent to the dead-letter queue, by reason."), "sink", "reason"),
-		mRetries:  reg.CounterVec(o("retries_total", "Drain rounds retried after a failure."), "sink"),
-		mDropped:  reg.CounterVec(o("dropped_records_total", "Records discarded: spool full under drop_newest, or undeliverable without a dead-letter queue."), "sink", "reason"),
+		mDirect:   m.direct,
+		mSpooled:  m.spooled,
+		mDrained:  m.drained,
+		mDead:     m.dead,
+		mRetries:  m.retries,
+		mDropped:  m.dropped,
 	}
 	s.cDirect = s.mDirect.With(s.name)
 	s.cDrained = s.mDrained.With(s.name)
@@ -521,5 +519,36 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// RegisterMetrics registers the keel_tiered_* metrics on reg (nil means
+// metrics.Default()), with those of the breaker and the spool a Sink
+// builds, without building a Sink, so that a metrics manifest lists them
+// before any sink exists. New registers them too.
+func RegisterMetrics(reg *metrics.Registry) {
+	registerVecs(metrics.OrDefault(reg))
+	breaker.RegisterMetrics(reg)
+	spool.RegisterMetrics(reg)
+}
+
+// sinkVecs are the keel_tiered_* vectors, labelled by sink.
+type sinkVecs struct {
+	direct, spooled, drained, dead, retries, dropped *metrics.CounterVec
+}
+
+// registerVecs registers the sink's metric vectors on reg, or returns them
+// when they already are.
+func registerVecs(reg *metrics.Registry) sinkVecs {
+	o := func(name, help string) metrics.Opts {
+		return metrics.Opts{Namespace: "keel", Subsystem: "tiered", Name: name, Help: help, Group: "tiered"}
+	}
+	return sinkVecs{
+		direct:  reg.CounterVec(o("direct_records_total", "Records delivered directly to the downstream."), "sink"),
+		spooled: reg.CounterVec(o("spooled_records_total", "Records written to the spool, by why they could not be sent directly."), "sink", "reason"),
+		drained: reg.CounterVec(o("drained_records_total", "Records replayed from the spool and accepted by the downstream."), "sink"),
+		dead:    reg.CounterVec(o("dead_lettered_records_total", "Records sent to the dead-letter queue, by reason."), "sink", "reason"),
+		retries: reg.CounterVec(o("retries_total", "Drain rounds retried after a failure."), "sink"),
+		dropped: reg.CounterVec(o("dropped_records_total", "Records discarded: spool full under drop_newest, or undeliverable without a dead-letter queue."), "sink", "reason"),
 	}
 }
