@@ -249,6 +249,13 @@ func TestMetricsManifestCommand(t *testing.T) {
 		"keel_pool_target_workers", "keel_scaling_pressure", "keel_lifecycle_shutdowns_total",
 		"keel_admin_http_requests_total", "keel_config_reloads_total", "keeltest_widgets_total",
 		"keel_self_regulation_byte_budget_bytes", "keel_secrets_cache_hits_total", "keel_telemetry_enabled",
+		// Components built only when the service runs, whatever the
+		// config selects (this app's transport is inmem, no DLQ, no
+		// tiered sink).
+		"keel_kafka_consumer_lag", "keel_kafka_sent_records_total", "keel_file_lines_read_total",
+		"keel_pipe_lines_written_total", "keel_dlq_dropped_total", "keel_dlq_queue_pending",
+		"keel_dlq_file_bytes_total", "keel_tiered_spooled_records_total", "keel_spool_bytes",
+		"keel_spool_corruptions_total", "keel_breaker_state",
 	} {
 		if !have[want] {
 			t.Fatalf("manifest lacks %s", want)

@@ -18,12 +18,17 @@ import (
 	"github.com/keel-go/keel/cli"
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/dlq"
 	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/lifecycle"
 	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/telemetry"
+	"github.com/keel-go/keel/tiered"
+	"github.com/keel-go/keel/transport/file"
+	"github.com/keel-go/keel/transport/kafka"
+	"github.com/keel-go/keel/transport/pipe"
 )
 
 // configCheck is the config-check command: build every component from the
@@ -296,18 +301,33 @@ func nest(tree map[string]any, path []string, v any) {
 }
 
 // metricsManifest is the metrics-manifest command: build every component
-// without starting anything, so that each registers its metrics, and
-// print the registry's manifest as JSON.
+// without starting anything, so that each registers its metrics, register
+// those of the components built only when the service runs (transports,
+// the DLQ, tiered sinks with their spool and breaker), and print the
+// registry's manifest as JSON.
 func metricsManifest(ctx context.Context, app *App, o *options, stdout io.Writer) error {
 	rt, err := build(ctx, app, o, modeCheck)
 	if err != nil {
 		return err
 	}
 	defer rt.release()
+	registerComponentMetrics(rt.reg)
 	out, err := json.MarshalIndent(rt.reg.Manifest(), "", "  ")
 	if err != nil {
 		return fmt.Errorf("keel: render the metrics manifest: %w", err)
 	}
 	_, err = stdout.Write(append(out, '\n'))
 	return err
+}
+
+// registerComponentMetrics registers on reg the metrics of every component
+// the runtime can build when the service runs, whatever the config
+// selects, so that the manifest describes every metric the service can
+// export.
+func registerComponentMetrics(reg *metrics.Registry) {
+	file.RegisterMetrics(reg)
+	pipe.RegisterMetrics(reg)
+	kafka.RegisterMetrics(reg)
+	dlq.RegisterMetrics(reg)
+	tiered.RegisterMetrics(reg)
 }

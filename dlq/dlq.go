@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*DLQ, error) {
 	}
 	scfg := cfg.sinkConfig()
 	scfg.Name = "dlq"
-	scfg.Subsystem = "dlq_queue"
+	scfg.Subsystem = queueSubsystem
 	scfg.Metrics = opts.Metrics
 	scfg.Logger = opts.Logger
 	maxUnsynced := scfg.QueueCapacity
@@ -288,4 +288,20 @@ func (d *DLQ) Close(ctx context.Context) error {
 		d.logger.Error("dead-letter queue closed with errors", "error", d.closeErr, "dropped_total", d.sink.Dropped())
 	}
 	return d.closeErr
+}
+
+// queueSubsystem is the metrics subsystem of the DLQ's queue
+// (keel_dlq_queue_*).
+const queueSubsystem = "dlq_queue"
+
+// RegisterMetrics registers the keel_dlq_* metrics on reg (nil means
+// metrics.Default()): those of the dispatcher, the queue, the file backend
+// and the maintenance worker, without building a DLQ, so that a metrics
+// manifest lists them before any DLQ exists. New registers them too.
+func RegisterMetrics(reg *metrics.Registry) {
+	newDLQMetrics(reg)
+	newFileMetrics(reg)
+	kafkaFallbackCounter(reg)
+	background.RegisterSinkMetrics(reg, queueSubsystem)
+	background.RegisterPeriodicMetrics(reg)
 }

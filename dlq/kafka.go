@@ -85,10 +85,16 @@ func NewKafkaBackend(cfg KafkaConfig, opts KafkaOptions) (*KafkaBackend, error) 
 		return nil, &BackendError{Backend: BackendKafka, Op: "open", Err: fmt.Errorf("%w; check dlq.kafka", err)}
 	}
 	b.client = cl
-	b.fallbk = metrics.OrDefault(opts.Metrics).Counter(metrics.Opts{Namespace: "keel", Subsystem: "dlq",
+	b.fallbk = kafkaFallbackCounter(opts.Metrics)
+	return b, nil
+}
+
+// kafkaFallbackCounter registers keel_dlq_kafka_topic_fallbacks_total on
+// reg (nil means metrics.Default()), or returns it when it already is.
+func kafkaFallbackCounter(reg *metrics.Registry) prometheus.Counter {
+	return metrics.OrDefault(reg).Counter(metrics.Opts{Namespace: "keel", Subsystem: "dlq",
 		Name: "kafka_topic_fallbacks_total", Group: "dlq",
 		Help: "Dead-letter entries sent to the common topic because their destination does not make a legal topic name."})
-	return b, nil
 }
 
 // Name returns "kafka".

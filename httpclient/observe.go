@@ -204,3 +204,8 @@ func (c *Client) inject(ctx context.Context, h http.Header) {
 		propagation.TraceContext{}.Inject(ctx, carrier)
 	}
 }
+
+// RegisterMetrics registers the keel_http_client_* metrics on reg (nil
+// means metrics.Default()) without building a client, so that a metrics
+// manifest lists them before a client exists. New registers them too.
+func RegisterMetrics(reg *metrics.Registry) { newClientMetrics(metrics.OrDefault(reg)) }

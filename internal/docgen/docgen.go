@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/httpclient"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -339,9 +338,9 @@ func runtimeCollector(d metrics.Descriptor) bool {
 }
 
 // Metrics renders docs/metrics.md: the manifest of the runtime (what
-// metrics-manifest prints), merged with the metrics of the components
-// the runtime builds only when the service runs (see componentMetrics),
-// grouped by group and sorted by name. The standard go_*, process_* and
+// metrics-manifest prints, components built only when the service runs
+// included), merged with the metrics of the HTTP client (see
+// componentMetrics), grouped by group and sorted by name. The standard go_*, process_* and
 // promhttp_* collectors are left out: their set depends on the Go version
 // and the operating system.
 func Metrics(ctx context.Context) ([]byte, error) {
@@ -353,10 +352,7 @@ func Metrics(ctx context.Context) ([]byte, error) {
 	if err := json.Unmarshal(out, &m); err != nil {
 		return nil, fmt.Errorf("docgen: decode the metrics manifest: %w", err)
 	}
-	comp, err := componentMetrics(ctx)
-	if err != nil {
-		return nil, err
-	}
+	comp := componentMetrics()
 	byName := make(map[string]metrics.Descriptor)
 	for _, d := range append(m.Metrics, comp.Metrics...) {
 		if runtimeCollector(d) {
@@ -413,41 +409,24 @@ do not edit. TestDocs fails when this file is stale. -->
 
 Every metric keel registers, as served at ` + "`/metrics`" + ` and described at
 ` + "`/metrics/manifest`" + `. The runtime's metrics are what ` + "`<service> metrics-manifest`" + `
-prints; the metrics of the components built only when the service runs
-(transports, the DLQ, tiered sinks with their spool and breaker, the HTTP
-client) are added from those components. Per-instance labels (` + "`sink`, `spool`,\n`target`, `pool`" + `) tell instances apart.
+prints, the components built only when the service runs included
+(transports, the DLQ, tiered sinks with their spool and breaker); the HTTP
+client's metrics (package ` + "`httpclient`" + `, registered when a service builds a
+client) are added here. A running service's ` + "`/metrics/manifest`" + ` lists what it
+has built. Per-instance labels (` + "`sink`, `spool`,\n`target`, `pool`" + `) tell instances apart.
 
 The standard ` + "`go_*`, `process_*` and `promhttp_*`" + ` collectors of the Prometheus
 client are served too but not listed: their set depends on the Go version and
 the operating system. The app's own metrics (` + "`App.RegisterMetrics`" + `) use the
-app's name as namespace and appear in its own manifest. The Kafka transport's
-` + "`keel_kafka_*`" + ` metrics register once its client has connected to a broker,
-so they are not generated here: see ` + "`go doc ./transport/kafka`" + `.
+app's name as namespace and appear in its own manifest.
 
 `
 
-// errs joins the close errors of the components componentMetrics built.
-type errs []error
-
-func (e *errs) add(err error) { *e = append(*e, err) }
-
-// componentMetrics builds, on a fresh registry, each component whose
-// metrics the runtime registers only when the service runs, then closes
-// it, and returns that registry's manifest.
-func componentMetrics(ctx context.Context) (metrics.Manifest, error) {
-	dir, err := os.MkdirTemp("", "keel-docgen-components-")
-	if err != nil {
-		return metrics.Manifest{}, fmt.Errorf("docgen: create a scratch directory: %w", err)
-	}
-	defer os.RemoveAll(dir)
+// componentMetrics returns the manifest of the metrics of the packages a
+// service may use beside the runtime (the HTTP client), registered on a
+// fresh registry.
+func componentMetrics() metrics.Manifest {
 	reg := metrics.New(metrics.Config{Namespace: "keel", NoRuntimeCollectors: true})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var closeErrs errs
-	if err := buildComponents(ctx, dir, reg, log, &closeErrs); err != nil {
-		return metrics.Manifest{}, err
-	}
-	if err := errors.Join(closeErrs...); err != nil {
-		return metrics.Manifest{}, fmt.Errorf("docgen: close the components: %w", err)
-	}
-	return reg.Manifest(), nil
+	httpclient.RegisterMetrics(reg)
+	return reg.Manifest()
 }

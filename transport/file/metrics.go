@@ -36,3 +36,9 @@ func newFileMetrics(reg *metrics.Registry) *fileMetrics {
 		fsyncs:       c("fsyncs_total", "fsync calls made by the file transport (data file, position file and directory).", ""),
 	}
 }
+
+// RegisterMetrics registers the keel_file_* metrics on reg (nil means
+// metrics.Default()) without building a receiver or sender, so that a
+// metrics manifest lists them before the transport is used. NewReceiver and
+// NewSender register them too.
+func RegisterMetrics(reg *metrics.Registry) { newFileMetrics(metrics.OrDefault(reg)) }

@@ -71,3 +71,13 @@ func newProducerMetrics(reg *metrics.Registry) *producerMetrics {
 		sendSeconds:  reg.Histogram(o("send_duration_seconds", "Duration of SendBatch until every record was acknowledged.", "seconds"), nil),
 	}
 }
+
+// RegisterMetrics registers the keel_kafka_* metrics of the consumer and
+// the producer on reg (nil means metrics.Default()) without building a
+// client, so that a metrics manifest lists them before the transport is
+// used. NewConsumer and NewProducer register them too.
+func RegisterMetrics(reg *metrics.Registry) {
+	reg = metrics.OrDefault(reg)
+	newConsumerMetrics(reg)
+	newProducerMetrics(reg)
+}

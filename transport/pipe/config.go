@@ -143,3 +143,9 @@ func newPipeMetrics(reg *metrics.Registry) *pipeMetrics {
 func errClosed(op string) error {
 	return transport.NewError(transport.ErrClosed, name, op, nil)
 }
+
+// RegisterMetrics registers the keel_pipe_* metrics on reg (nil means
+// metrics.Default()) without building a receiver or sender, so that a
+// metrics manifest lists them before the transport is used. NewReceiver and
+// NewSender register them too.
+func RegisterMetrics(reg *metrics.Registry) { newPipeMetrics(metrics.OrDefault(reg)) }
