@@ -311,7 +311,46 @@ func TestConfigDefaultsCommand(t *testing.T) {
 			if tr["type"] != "inmem" || tr["inmem"] == nil {
 				t.Fatalf("transport defaults %v", tr)
 			}
+			// The tiered sub-section of a transport section, with what its
+			// zeros stand for, the section-dependent spool directory
+			// included.
+			ti, _ := tr["tiered"].(map[string]any)
+			sp, _ := ti["spool"].(map[string]any)
+			br, _ := ti["breaker"].(map[string]any)
+			if ti["enabled"] != false || ti["send_timeout"] != "1s" || ti["ordering"] != "strict" ||
+				sp["dir"] != "spool/transport" || sp["sync"] != "interval" || sp["full_policy"] != "block" ||
+				fmt.Sprint(br["failure_threshold"]) != "5" || br["open_timeout"] != "30s" {
+				t.Fatalf("transport.tiered defaults not resolved: %v", ti)
+			}
 		})
+	}
+}
+
+func TestConfigDefaultsShowsTheTieredValuesTheAppSets(t *testing.T) {
+	app := cliApp()
+	app.Defaults = map[string]any{"transport.type": "inmem", "transport.tiered.enabled": true, "transport.tiered.spool.max_bytes": 1 << 20}
+	stdout, _, err := runCommand(t, app, nil, "config-defaults", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree struct {
+		Transport struct {
+			Tiered struct {
+				Enabled bool `json:"enabled"`
+				Spool   struct {
+					MaxBytes     int64 `json:"max_bytes"`
+					SegmentBytes int64 `json:"segment_bytes"`
+				} `json:"spool"`
+			} `json:"tiered"`
+		} `json:"transport"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &tree); err != nil {
+		t.Fatal(err)
+	}
+	ti := tree.Transport.Tiered
+	// The segment size default follows max_bytes (a quarter of it).
+	if !ti.Enabled || ti.Spool.MaxBytes != 1<<20 || ti.Spool.SegmentBytes != 1<<18 {
+		t.Fatalf("transport.tiered: %+v\n%s", ti, stdout)
 	}
 }
 

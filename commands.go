@@ -125,6 +125,11 @@ func configDefaults(ctx context.Context, app *App, o *options, format string, st
 				nest(tree, strings.Split(s+".type", "."), t)
 			}
 		}
+		ts, err := tieredDefaults(cfg, s)
+		if err != nil {
+			return err
+		}
+		nest(tree, strings.Split(tieredKey(s), "."), ts)
 	}
 	var out []byte
 	if format == cli.FormatJSON {
@@ -138,6 +143,21 @@ func configDefaults(ctx context.Context, app *App, o *options, format string, st
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// tieredDefaults returns the tiered sub-section of the transport section
+// (used when the section builds a sender) with every zero replaced by the
+// default it stands for, as Runtime.Sender would build it.
+func tieredDefaults(cfg *config.Config, section string) (any, error) {
+	var ts TieredSection
+	if cfg.Contains(tieredKey(section)) {
+		if err := cfg.Section(tieredKey(section), &ts); err != nil {
+			return nil, &SectionError{Key: tieredKey(section), Err: err}
+		}
+	}
+	ts = ts.forSection(section)
+	ts.Config = ts.Config.WithDefaults()
+	return config.Redact(ts), nil
 }
 
 // resolvedDefaults returns the runtime sections with every zero value

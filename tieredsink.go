@@ -63,13 +63,20 @@ func (rt *Runtime) decodeTiered(section string) (TieredSection, bool, error) {
 	if !ts.Enabled {
 		return ts, false, nil
 	}
-	if ts.Spool.Dir == "" {
-		ts.Spool.Dir = filepath.Join("spool", section)
+	return ts.forSection(section), true, nil
+}
+
+// forSection returns s with the defaults that depend on its transport
+// section: the spool directory spool/<section> and the spool name
+// <section>, so that two tiered senders never share a spool.
+func (s TieredSection) forSection(section string) TieredSection {
+	if s.Spool.Dir == "" {
+		s.Spool.Dir = filepath.Join("spool", section)
 	}
-	if ts.Spool.Name == "" {
-		ts.Spool.Name = section
+	if s.Spool.Name == "" {
+		s.Spool.Name = section
 	}
-	return ts, true, nil
+	return s
 }
 
 // TieredSourceName is the name of the governor's soft pressure source for

@@ -120,7 +120,9 @@ func (c Config) ValidateAt(prefix string) error {
 	return errors.Join(errs...)
 }
 
-func (c Config) normalized() Config {
+// WithDefaults returns c with every zero field replaced by its default. It
+// does not validate; call Validate for that.
+func (c Config) WithDefaults() Config {
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = DefaultFailureThreshold
 	}
@@ -169,7 +171,7 @@ func New(cfg Config, opts Options) (*Breaker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.normalized()
+	cfg = cfg.WithDefaults()
 	if opts.Target == "" {
 		opts.Target = "default"
 	}
@@ -395,7 +397,7 @@ func (b *Breaker) notify(tr transition) {
 }
 
 // Threshold returns the effective failure threshold.
-func (c Config) Threshold() int { return c.normalized().FailureThreshold }
+func (c Config) Threshold() int { return c.WithDefaults().FailureThreshold }
 
 // RegisterMetrics registers the keel_breaker_* metrics on reg (nil means
 // metrics.Default()) without building a breaker, so that a metrics

@@ -189,6 +189,18 @@ func prefixed(err error) []error {
 	return []error{err}
 }
 
+// WithDefaults returns c with every zero field replaced by its default,
+// those of the spool and breaker sub-sections included. It does not
+// validate; call Validate for that.
+func (c Config) WithDefaults() Config {
+	c = c.normalized()
+	c.Spool = c.Spool.WithDefaults()
+	c.Breaker = c.Breaker.WithDefaults()
+	return c
+}
+
+// normalized is WithDefaults for the sink's own fields; New leaves the
+// spool and breaker sub-sections to spool.Open and breaker.New.
 func (c Config) normalized() Config {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = DefaultSendTimeout

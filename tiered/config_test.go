@@ -3,6 +3,7 @@ package tiered
 import (
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +39,29 @@ func TestConfigValidate(t *testing.T) {
 	n := cfg.normalized()
 	if (Config{}).normalized().Ordering != OrderingStrict || n.Backoff.Max < n.Backoff.Initial {
 		t.Fatal("normalized defaults")
+	}
+}
+
+func TestConfigWithDefaults(t *testing.T) {
+	c := Config{}.WithDefaults()
+	if c.SendTimeout != DefaultSendTimeout || c.Ordering != OrderingStrict || c.DrainBatch != DefaultDrainBatch ||
+		c.DrainBytes != DefaultDrainBytes || c.MaxAttempts != DefaultMaxAttempts ||
+		c.Backoff.Initial != DefaultBackoffInitial || c.Backoff.Max != DefaultBackoffMax {
+		t.Fatalf("sink defaults not applied: %+v", c)
+	}
+	if !reflect.DeepEqual(c.Spool, spool.Config{}.WithDefaults()) {
+		t.Fatalf("spool defaults not applied: %+v", c.Spool)
+	}
+	if c.Breaker.FailureThreshold != breaker.DefaultFailureThreshold || c.Breaker.OpenTimeout != breaker.DefaultOpenTimeout {
+		t.Fatalf("breaker defaults not applied: %+v", c.Breaker)
+	}
+	// Values that are set are kept, and the result passes Validate.
+	set := Config{SendTimeout: 3 * time.Second, Ordering: OrderingInterleaved, Breaker: breaker.Config{FailureThreshold: 2}}
+	got := set.WithDefaults()
+	if got.SendTimeout != 3*time.Second || got.Ordering != OrderingInterleaved || got.Breaker.FailureThreshold != 2 {
+		t.Fatalf("set values overwritten: %+v", got)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
 	}
 }

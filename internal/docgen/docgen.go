@@ -252,15 +252,6 @@ func Configuration(ctx context.Context) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "\n### transport type %s\n\n```yaml\n%s```\n", t, y)
 	}
-	ts, err := tieredDefaults()
-	if err != nil {
-		return nil, err
-	}
-	y, err := sectionYAML("tiered", normalise(ts, vs))
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(&b, "%s\n```yaml\n%s```\n", tieredHeader, y)
 	return []byte(b.String()), nil
 }
 
@@ -289,17 +280,6 @@ How to read the values:
 
 `
 
-const tieredHeader = `
-### tiered sub-section of a sender section
-
-A sender section with ` + "`tiered.enabled: true`" + ` wraps its sender in a tiered
-sink (see [tiered sink and spool](tiered-sink-and-spool.md)). The spool
-directory defaults to ` + "`spool/<section>`" + ` at start-up. ` + "`config-defaults`" + ` does not
-list this sub-section (it is decoded when the sender is built); it is shown
-from the code's zero value, where every zero (durations included) means the
-default of package tiered, spool or breaker.
-`
-
 const transportHeader = `
 ## Transports
 
@@ -307,23 +287,12 @@ A transport section (` + "`transport`" + ` by default, any name the app lists in
 ` + "`App.Transports`" + `) holds ` + "`type`" + ` and the sub-section of that type. The keys
 a deployment must supply (a path, brokers, topics, a group) have no code
 default.
-`
 
-// tieredDefaults returns the tiered sub-section as the code declares it
-// (keel.TieredSection's zero value: every zero means the default of
-// package tiered, spool or breaker). config-defaults does not list it: it
-// is decoded only when a sender is built.
-func tieredDefaults() (any, error) {
-	raw, err := json.Marshal(keel.TieredSection{})
-	if err != nil {
-		return nil, fmt.Errorf("docgen: render the tiered section: %w", err)
-	}
-	var v map[string]any
-	if err := yaml.Unmarshal(raw, &v); err != nil {
-		return nil, fmt.Errorf("docgen: render the tiered section: %w", err)
-	}
-	return v, nil
-}
+Every transport section also has a ` + "`tiered`" + ` sub-section, read when the app
+builds a sender from it (` + "`Runtime.Sender`" + `): with ` + "`tiered.enabled: true`" + ` the sender
+is wrapped in a tiered sink (see [tiered sink and spool](tiered-sink-and-spool.md)),
+whose spool directory defaults to ` + "`spool/<section>`" + `. A receiver ignores it.
+`
 
 // runtimeCollector reports whether a manifest entry comes from the
 // standard Go, process or promhttp collectors, whose set depends on the Go
