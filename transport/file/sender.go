@@ -14,7 +14,6 @@ import (
 
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/internal/linebatch"
-	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // ErrUnframable is a record whose payload cannot be written as one NDJSON
@@ -23,7 +22,7 @@ import (
 // Config.MaxLineBytes (a reader would dead-letter it). The sender refuses
 // such a record rather than escape it, so that what is written reads back
 // byte for byte.
-var ErrUnframable = errors.New("payload cannot be framed as one NDJSON line")
+var ErrUnframable = linebatch.ErrUnframable
 
 // Sender appends records to an NDJSON file, one payload and "\n" per
 // record. It is a transport.Sender and is safe for concurrent use.
@@ -41,12 +40,12 @@ type Sender struct {
 	log *slog.Logger
 	m   *fileMetrics
 
-	mu     sync.Mutex
-	f      *os.File
-	w      *bufio.Writer
-	dirty  bool  // written since the last fsync
-	broken error // a write, flush or fsync failure; the sender stops
-	closed bool
+	mu    sync.Mutex
+	f     *os.File
+	w     *bufio.Writer
+	dirty bool                  // written since the last fsync
+	st    linebatch.SenderState // closed by Close; broken by a write, flush or fsync failure
+	check func(payload []byte) error
 
 	stop   chan struct{}
 	done   chan struct{}
@@ -78,11 +77,12 @@ func NewSender(cfg Config) (*Sender, error) {
 			fmt.Errorf("open %s for writing: %w (check %s.path and that its directory exists and is writable)", cfg.Path, err, Section))
 	}
 	s := &Sender{
-		cfg: cfg,
-		log: cfg.Logger.With("transport", name, "path", cfg.Path),
-		m:   newFileMetrics(cfg.Metrics),
-		f:   f,
-		w:   bufio.NewWriterSize(f, cfg.WriteBufferBytes),
+		cfg:   cfg,
+		log:   cfg.Logger.With("transport", name, "path", cfg.Path),
+		m:     newFileMetrics(cfg.Metrics),
+		f:     f,
+		check: linebatch.PayloadCheck(name, Section, cfg.MaxLineBytes),
+		w:     bufio.NewWriterSize(f, cfg.WriteBufferBytes),
 	}
 	if created && cfg.Sync != SyncNone {
 		if err := syncDir(filepath.Dir(cfg.Path)); err != nil {
@@ -104,24 +104,7 @@ func (s *Sender) Name() string { return name }
 
 // usable returns transport.ErrClosed after Close, the failure that broke
 // the sender as a transport.ErrSend error, or nil. Call with mu held.
-func (s *Sender) usable(op string) error {
-	if s.closed {
-		return errClosed(op)
-	}
-	if s.broken != nil {
-		return transport.NewError(transport.ErrSend, name, op, s.broken)
-	}
-	return nil
-}
-
-// checkPayload says why p cannot be one NDJSON line, or returns nil.
-func (s *Sender) checkPayload(p []byte) error {
-	why := linesplit.Unframable(p, s.cfg.MaxLineBytes, Section)
-	if why == "" {
-		return nil
-	}
-	return transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
-}
+func (s *Sender) usable(op string) error { return s.st.Usable(name, op) }
 
 // Send writes one record. See SendBatch.
 func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
@@ -143,7 +126,7 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 	if err := s.usable("send"); err != nil {
 		return err
 	}
-	n, be, err := linebatch.WriteLines(s.w, records, s.checkPayload)
+	n, be, err := linebatch.WriteLines(s.w, records, s.check)
 	if err != nil {
 		return s.fail("write", err)
 	}
@@ -170,7 +153,7 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 // fail marks the sender broken after an I/O error and returns it.
 func (s *Sender) fail(op string, err error) error {
 	err = fmt.Errorf("%s %s: %w", op, s.cfg.Path, err)
-	s.broken = err
+	s.st.Broken = err
 	s.log.Error("file sender failed; it refuses further sends", "error", err)
 	return transport.NewError(transport.ErrSend, name, op, err)
 }
@@ -199,7 +182,7 @@ func (s *Sender) syncLoop() {
 			return
 		case <-t.C:
 			s.mu.Lock()
-			if s.broken == nil && !s.closed && s.dirty {
+			if s.st.Broken == nil && !s.st.Closed && s.dirty {
 				if err := s.sync(); err != nil {
 					_ = s.fail("fsync", err)
 				} else if s.onSync != nil {
@@ -244,11 +227,11 @@ func (s *Sender) Health(context.Context) error {
 // Later calls return nil.
 func (s *Sender) Close(context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.st.Closed {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.st.Closed = true
 	s.mu.Unlock()
 	if s.stop != nil {
 		close(s.stop)
@@ -257,7 +240,7 @@ func (s *Sender) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
-	if s.broken == nil {
+	if s.st.Broken == nil {
 		if err := s.w.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("flush %s: %w", s.cfg.Path, err))
 		} else {

@@ -3,14 +3,12 @@ package pipe
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/internal/linebatch"
-	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // ErrUnframable is a record whose payload cannot be written as one NDJSON
@@ -18,7 +16,7 @@ import (
 // empty or whitespace only (a reader would skip it), or is longer than
 // Config.MaxLineBytes. The sender refuses it rather than escape it, so
 // that the next program in the pipeline reads exactly one line per record.
-var ErrUnframable = errors.New("payload cannot be framed as one NDJSON line")
+var ErrUnframable = linebatch.ErrUnframable
 
 // Sender writes records as NDJSON lines to an output stream (standard
 // output by default), one payload and "\n" per record, for shell
@@ -33,10 +31,10 @@ type Sender struct {
 	log *slog.Logger
 	m   *pipeMetrics
 
-	mu     sync.Mutex
-	w      *bufio.Writer
-	broken error
-	closed bool
+	mu    sync.Mutex
+	w     *bufio.Writer
+	st    linebatch.SenderState // closed by Close; broken by a write, flush or fsync failure
+	check func(payload []byte) error
 }
 
 var _ transport.Sender = (*Sender)(nil)
@@ -49,10 +47,11 @@ func NewSender(cfg Config) (*Sender, error) {
 		return nil, err
 	}
 	return &Sender{
-		cfg: cfg,
-		log: cfg.Logger.With("transport", name),
-		m:   newPipeMetrics(cfg.Metrics),
-		w:   bufio.NewWriterSize(cfg.Output, cfg.WriteBufferBytes),
+		cfg:   cfg,
+		log:   cfg.Logger.With("transport", name),
+		m:     newPipeMetrics(cfg.Metrics),
+		check: linebatch.PayloadCheck(name, Section, cfg.MaxLineBytes),
+		w:     bufio.NewWriterSize(cfg.Output, cfg.WriteBufferBytes),
 	}, nil
 }
 
@@ -61,24 +60,7 @@ func (s *Sender) Name() string { return name }
 
 // usable returns transport.ErrClosed after Close, the failure that broke
 // the sender as a transport.ErrSend error, or nil. Call with mu held.
-func (s *Sender) usable(op string) error {
-	if s.closed {
-		return errClosed(op)
-	}
-	if s.broken != nil {
-		return transport.NewError(transport.ErrSend, name, op, s.broken)
-	}
-	return nil
-}
-
-// checkPayload says why p cannot be one NDJSON line, or returns nil.
-func (s *Sender) checkPayload(p []byte) error {
-	why := linesplit.Unframable(p, s.cfg.MaxLineBytes, Section)
-	if why == "" {
-		return nil
-	}
-	return transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
-}
+func (s *Sender) usable(op string) error { return s.st.Usable(name, op) }
 
 // Send writes one record. See SendBatch.
 func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
@@ -100,7 +82,7 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 	if err := s.usable("send"); err != nil {
 		return err
 	}
-	n, be, err := linebatch.WriteLines(s.w, records, s.checkPayload)
+	n, be, err := linebatch.WriteLines(s.w, records, s.check)
 	if err != nil {
 		return s.fail(err)
 	}
@@ -121,7 +103,7 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 // fail marks the sender broken after a write error and returns it.
 func (s *Sender) fail(err error) error {
 	err = fmt.Errorf("write output: %w", err)
-	s.broken = err
+	s.st.Broken = err
 	s.log.Error("pipe sender failed; it refuses further sends", "error", err)
 	return transport.NewError(transport.ErrSend, name, "send", err)
 }
@@ -140,11 +122,11 @@ func (s *Sender) Health(context.Context) error {
 func (s *Sender) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.st.Closed {
 		return nil
 	}
-	s.closed = true
-	if s.broken != nil {
+	s.st.Closed = true
+	if s.st.Broken != nil {
 		return nil
 	}
 	if err := s.w.Flush(); err != nil {

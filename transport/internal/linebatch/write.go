@@ -3,8 +3,10 @@ package linebatch
 import (
 	"bufio"
 	"errors"
+	"fmt"
 
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 // Written counts what WriteLines wrote.
@@ -56,4 +58,45 @@ func SingleError(err error) error {
 		return be.Failed[0].Err
 	}
 	return err
+}
+
+// ErrUnframable is matched by the error of a record a line sender refused
+// because its payload cannot be one NDJSON line. The file and pipe
+// transports export it as their own ErrUnframable.
+var ErrUnframable = errors.New("payload cannot be framed as one NDJSON line")
+
+// PayloadCheck returns the check WriteLines takes for a sender of the
+// transport transportName whose lines are at most maxLine bytes (config
+// section section): a fatal transport.ErrSend error matching ErrUnframable
+// that says why a payload cannot be one NDJSON line, or nil.
+func PayloadCheck(transportName, section string, maxLine int) func(payload []byte) error {
+	return func(p []byte) error {
+		why := linesplit.Unframable(p, maxLine, section)
+		if why == "" {
+			return nil
+		}
+		return transport.NewError(transport.ErrSend, transportName, "send", fmt.Errorf("%w: %s", ErrUnframable, why))
+	}
+}
+
+// SenderState is whether a line sender was closed or broken by an I/O
+// failure. The sender guards it with its own mutex.
+type SenderState struct {
+	// Closed is set by Close.
+	Closed bool
+	// Broken is the write, flush or fsync failure that stopped the sender.
+	Broken error
+}
+
+// Usable returns a transport.ErrClosed error after Close, the failure that
+// broke the sender as a transport.ErrSend error, or nil; transportName and
+// op name the transport and the operation in the error.
+func (s *SenderState) Usable(transportName, op string) error {
+	if s.Closed {
+		return transport.NewError(transport.ErrClosed, transportName, op, nil)
+	}
+	if s.Broken != nil {
+		return transport.NewError(transport.ErrSend, transportName, op, s.Broken)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/keel-go/keel/transport"
@@ -115,5 +116,36 @@ func TestSingleError(t *testing.T) {
 				t.Fatalf("SingleError(%v) = %v, want %v", c.in, got, c.want)
 			}
 		})
+	}
+}
+
+func TestPayloadCheck(t *testing.T) {
+	check := PayloadCheck("file", "transport.file", 8)
+	if err := check([]byte("ok")); err != nil {
+		t.Fatalf("a short line: %v", err)
+	}
+	for _, p := range []string{"a\nb", "ab\r", "", "  ", "123456789"} {
+		err := check([]byte(p))
+		if !errors.Is(err, ErrUnframable) || !errors.Is(err, transport.ErrSend) {
+			t.Fatalf("%q: %v, want ErrUnframable and transport.ErrSend", p, err)
+		}
+	}
+	if err := check([]byte("123456789")); !strings.Contains(err.Error(), "transport.file") {
+		t.Fatalf("the error does not name the section: %v", err)
+	}
+}
+
+func TestSenderStateUsable(t *testing.T) {
+	var st SenderState
+	if err := st.Usable("pipe", "send"); err != nil {
+		t.Fatalf("fresh: %v", err)
+	}
+	st.Broken = errors.New("broken pipe")
+	if err := st.Usable("pipe", "send"); !errors.Is(err, transport.ErrSend) || !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatalf("broken: %v", err)
+	}
+	st.Closed = true
+	if err := st.Usable("pipe", "send"); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("closed: %v", err)
 	}
 }
