@@ -80,8 +80,8 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 		defer c.Close()
 		brokers = c.ListenAddrs()
 	}
-	fmt.Fprintf(d.out, "keel-demo: brokers %s, topic %s, %d events/s, data in %s, admin on %s\n",
-		strings.Join(brokers, ","), d.opts.topic, d.opts.rate, d.opts.dataDir, d.opts.adminAddr)
+	fmt.Fprintf(d.out, "keel-demo: brokers %s, topic %s, %d events/s, data in %s\n",
+		strings.Join(brokers, ","), d.opts.topic, d.opts.rate, d.opts.dataDir)
 
 	// What the data directory already holds (a reused --data-dir) is not
 	// this run's: the summary counts from this baseline.
@@ -303,6 +303,9 @@ func (d *demo) serve(ctx context.Context, rt *keel.Runtime) error {
 	})
 
 	rt.MarkStarted()
+	// The bound address: --admin-addr (or admin.addr in --config) may ask
+	// for port 0.
+	fmt.Fprintf(d.out, "keel-demo: admin server listening on %s (/metrics, /healthz, /readyz, /startupz)\n", rt.Admin().Addr())
 	if d.started != nil {
 		d.started(rt.Admin().Addr())
 	}

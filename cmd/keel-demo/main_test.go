@@ -136,41 +136,49 @@ func (d *startedDemo) waitExit(t *testing.T) int {
 	}
 }
 
-func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
-	d := startDemo(t)
-	base := "http://" + d.addr
-	outPath := filepath.Join(d.dataDir, "out", "events.ndjson")
-
-	// It processes records: delivered lines appear in the output file.
+// checkServing waits until the demo at the admin address addr delivered at
+// least 200 records to outPath (so that at least one malformed event, the
+// 50th of every 100, was generated), then checks /metrics, readiness and
+// liveness.
+func checkServing(t *testing.T, addr, outPath string) {
+	t.Helper()
+	base := "http://" + addr
 	waitFor(t, "delivered records", func() bool { return countFileLines(t, outPath) >= 200 })
-
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "keel_") {
 		t.Fatalf("/metrics: status %d, body without keel_ metrics:\n%.500s", code, body)
 	}
 	waitFor(t, "/readyz 200", func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusOK })
-	if c, _ := get(t, base+"/livez"); c != http.StatusOK {
-		if c2, _ := get(t, base+"/healthz"); c2 != http.StatusOK {
-			t.Fatalf("liveness: /livez %d, /healthz %d", c, c2)
-		}
+	if c, body := get(t, base+"/healthz"); c != http.StatusOK {
+		t.Fatalf("/healthz: status %d, want 200: %s", c, body)
 	}
+}
 
-	// SIGTERM: readiness turns 503 first, while the admin server still
-	// answers (the pre-stop delay is held open by the test).
-	d.signals <- syscall.SIGTERM
-	waitFor(t, "/readyz 503 after SIGTERM", func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusServiceUnavailable })
-	close(d.preStop)
-
-	if code := d.waitExit(t); code != 0 {
-		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+// waitDraining waits until the demo at addr answers /readyz with 503
+// because it is draining; liveness must still hold meanwhile.
+func waitDraining(t *testing.T, addr string) {
+	t.Helper()
+	base := "http://" + addr
+	waitFor(t, "/readyz 503 (draining) after SIGTERM", func() bool {
+		c, body := get(t, base+"/readyz")
+		return c == http.StatusServiceUnavailable && strings.Contains(body, `"reason":"draining"`)
+	})
+	if c, body := get(t, base+"/healthz"); c != http.StatusOK {
+		t.Fatalf("/healthz while draining: status %d, want 200: %s", c, body)
 	}
-	out := d.out.String()
+}
+
+// checkSummary checks the output of a demo run that delivered records: a
+// progress line, and a summary that balances, has dead letters and whose
+// delivered count is the number of lines in outPath.
+func checkSummary(t *testing.T, out, outPath string) counts {
+	t.Helper()
 	if !strings.Contains(out, "progress: in ") {
 		t.Errorf("no progress line in the output:\n%s", out)
 	}
 	c := parseSummary(t, out)
 	if c.generated == 0 || c.delivered == 0 {
-		t.Fatalf("nothing generated or delivered: %+v", c)
+		t.Fatalf("nothing generated or delivered: %+v\n%s", c, out)
 	}
 	if c.dead == 0 {
 		t.Errorf("no dead letters among %d generated events (every 100th is malformed, from the 50th): %+v", c.generated, c)
@@ -178,10 +186,27 @@ func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
 	if c.generated != c.delivered+c.dead+c.spooled {
 		t.Fatalf("summary does not balance: %+v\n%s", c, out)
 	}
-	// The summary's delivered count is the output file's.
 	if got := countFileLines(t, outPath); got != c.delivered {
 		t.Fatalf("output file holds %d lines, summary says %d delivered", got, c.delivered)
 	}
+	return c
+}
+
+func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
+	d := startDemo(t)
+	outPath := filepath.Join(d.dataDir, "out", "events.ndjson")
+	checkServing(t, d.addr, outPath)
+
+	// SIGTERM: readiness turns 503 first, while the admin server still
+	// answers (the pre-stop delay is held open by the test).
+	d.signals <- syscall.SIGTERM
+	waitDraining(t, d.addr)
+	close(d.preStop)
+
+	if code := d.waitExit(t); code != 0 {
+		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	}
+	checkSummary(t, d.out.String(), outPath)
 }
 
 func TestDemoFailSinkSpillsToSpoolAndBalances(t *testing.T) {
