@@ -3,8 +3,10 @@ package keel
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 
+	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka"
 )
@@ -36,6 +38,7 @@ func kafkaBuilder() TransportBuilder {
 			if err != nil {
 				return nil, rekey(err, kafka.Section, tc.Key)
 			}
+			tc.Runtime.addLagSource(cons.LastLag)
 			return cons, nil
 		},
 		Sender: func(ctx context.Context, tc TransportContext) (transport.Sender, error) {
@@ -113,4 +116,44 @@ func decodeKafka(tc TransportContext, use kafka.Role) (kafka.Config, error) {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// addLagSource adds a Kafka consumer's lag to the lag signal of the
+// scaling pressure: the signal is the sum of the last lag reading of every
+// consumer built (each reads it every lag_interval), and no reading until
+// one of them has read it.
+func (rt *Runtime) addLagSource(last func() (int64, bool)) {
+	rt.mu.Lock()
+	first := len(rt.lags) == 0
+	rt.lags = append(rt.lags, last)
+	rt.mu.Unlock()
+	if !first {
+		return
+	}
+	if err := rt.scaling.Source(scaling.Lag, rt.totalLag); err != nil {
+		// The scaling expression or weights leave lag out.
+		rt.log.Debug("the Kafka consumer lag is not fed to the scaling pressure", "error", err)
+	}
+}
+
+// totalLag is the scaling pressure's lag source: the sum of the last lag
+// of every Kafka consumer, or NaN (no reading) before any has one.
+func (rt *Runtime) totalLag() float64 {
+	rt.mu.Lock()
+	lags := rt.lags
+	rt.mu.Unlock()
+	var (
+		sum  int64
+		read bool
+	)
+	for _, last := range lags {
+		if v, ok := last(); ok {
+			sum += v
+			read = true
+		}
+	}
+	if !read {
+		return math.NaN()
+	}
+	return float64(sum)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/governor"
+	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
 	"github.com/keel-go/keel/transport/kafka"
@@ -100,6 +101,7 @@ func TestKafkaThroughEngine(t *testing.T) {
 	opts := append(isolated(t, logs, map[string]any{
 		"input.type": "kafka", "input.kafka.brokers": cluster.Addrs(), "input.kafka.group": "keeltest",
 		"input.kafka.topics": []string{"orders"}, "input.kafka.profile": "devtest", "input.kafka.sizing": "low_latency",
+		"input.kafka.lag_interval": "1h", // the test reads the lag itself
 		"output.type": "inmem", "output.inmem.buffer_size": 1000,
 		"self_regulation.interval": "2ms", "lifecycle.prestop_delay": "-1s",
 	}), keel.WithSignals(signals))
@@ -125,6 +127,18 @@ func TestKafkaThroughEngine(t *testing.T) {
 	}
 	if n := len(c.Assigned()["orders"]); n != 3 {
 		t.Fatalf("the paused member owns %d partitions, want 3", n)
+	}
+	// The consumer's lag feeds the scaling pressure's lag signal: no
+	// reading before the first lag read, the group's lag after it.
+	if lag := scalingComponent(t, rt, scaling.Lag); lag.Reported {
+		t.Fatalf("lag reported before any lag reading: %+v", lag)
+	}
+	eventually(t, ctx, "a lag of 20 (the first 40 committed)", func() bool {
+		l, err := c.Lag(ctx)
+		return err == nil && l.Total == 20
+	})
+	if lag := scalingComponent(t, rt, scaling.Lag); !lag.Reported || lag.Raw != 20 {
+		t.Fatalf("scaling lag component %+v, want 20 messages", lag)
 	}
 	// Released: the consumer resumes where it stopped.
 	k.pressure.set(0)
@@ -182,6 +196,19 @@ func TestKafkaThroughEngine(t *testing.T) {
 	if sum != 60 {
 		t.Fatalf("committed offsets %v sum to %d, want 60", committed, sum)
 	}
+}
+
+// scalingComponent evaluates the runtime's scaling pressure and returns
+// the component name.
+func scalingComponent(t *testing.T, rt *keel.Runtime, name string) scaling.ComponentValue {
+	t.Helper()
+	for _, c := range rt.Scaling().Evaluate().Components {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("the scaling pressure has no component %q", name)
+	return scaling.ComponentValue{}
 }
 
 // TestKafkaSectionChecks: a kafka section is checked at start-up and by

@@ -81,6 +81,7 @@ type Runtime struct {
 	closed    map[any]bool
 	inmem     map[string]*inmem.Transport
 	tiered    []*tiered.Sink
+	lags      []func() (int64, bool) // LastLag of each Kafka consumer built
 	checkSeq  map[string]int
 	hooks     []namedHook
 	lastHooks []namedHook

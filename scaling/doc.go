@@ -79,7 +79,7 @@
 //	if err != nil {
 //		return err // names the key and the fix
 //	}
-//	_ = p.Source(scaling.Lag, func() float64 { return float64(consumer.Lag()) })
+//	_ = p.Source(scaling.Lag, func() float64 { lag, _ := consumer.LastLag(); return float64(lag) })
 //	_ = p.Source(scaling.Queue, func() float64 { return q.Fill() })
 //	p.CircuitSource(breaker.IsOpen)
 //	adminServer.Handle(scaling.HandlerPath, p.Handler())

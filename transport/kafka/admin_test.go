@@ -153,6 +153,9 @@ func TestLagAndPartitionLimited(t *testing.T) {
 	m := newConsumerMetrics(reg)
 	a := newTestConsumer(t, cfg)
 	eventually(ctx, t, "an assignment", func() bool { return len(a.Assigned()["lag"]) == 2 })
+	if _, ok := a.LastLag(); ok {
+		t.Fatal("LastLag reports a reading before the first one")
+	}
 
 	l, err := a.Lag(ctx)
 	if err != nil {
@@ -160,6 +163,9 @@ func TestLagAndPartitionLimited(t *testing.T) {
 	}
 	if l.Members != 1 || l.Partitions != 2 || l.Total != 40 || l.PartitionLimited {
 		t.Fatalf("one member: %+v", l)
+	}
+	if total, ok := a.LastLag(); !ok || total != 40 {
+		t.Fatalf("LastLag = %d, %v after a reading of 40", total, ok)
 	}
 	bcfg := testConfig(t, c, "lagg", "lag")
 	b := newTestConsumer(t, bcfg)
@@ -199,6 +205,9 @@ func TestLagAndPartitionLimited(t *testing.T) {
 	}
 	if l.Total != 0 || l.PartitionLimited || a.PartitionLimited() {
 		t.Fatalf("after draining: %+v", l)
+	}
+	if total, ok := a.LastLag(); !ok || total != 0 {
+		t.Fatalf("LastLag = %d, %v after draining", total, ok)
 	}
 	if st := checkStatus(ctx, t, hr, HealthCheckPartitionLimited); st != health.Healthy {
 		t.Fatalf("%s is %v after draining, want healthy", HealthCheckPartitionLimited, st)

@@ -69,6 +69,7 @@ type Consumer struct {
 
 	lastErr    atomic.Pointer[timedErr]
 	limited    atomic.Bool
+	lastLag    atomic.Int64 // Total of the last lag reading; -1 before the first
 	pollLog    *logging.Sampler
 	fenceLog   *logging.Sampler
 	limitedLog *logging.Sampler
@@ -138,6 +139,7 @@ func newConsumer(ctx context.Context, cfg Config, s *settings) (*Consumer, error
 		limitedLog: logging.Every(5 * time.Minute),
 		lagSeries:  make(map[tp]struct{}),
 	}
+	c.lastLag.Store(-1)
 	close(c.resumed)
 	opts, err := s.commonOpts(logger)
 	if err != nil {

@@ -50,6 +50,18 @@ func (c *Consumer) Lag(ctx context.Context) (Lag, error) {
 	return l, nil
 }
 
+// LastLag returns the total lag of the last reading (Lag, which the
+// consumer calls every lag_interval) and true, or 0 and false before the
+// first successful reading. It does not call the brokers: use it as the
+// lag source of the scaling signal.
+func (c *Consumer) LastLag() (total int64, ok bool) {
+	v := c.lastLag.Load()
+	if v < 0 {
+		return 0, false
+	}
+	return v, true
+}
+
 // groupLag computes the lag of group over topics.
 func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []string) (Lag, error) {
 	l := Lag{ByPartition: make(map[string]map[int32]int64)}
@@ -113,6 +125,7 @@ func groupLag(ctx context.Context, adm *kadm.Client, group string, topics []stri
 
 // publishLag updates the metrics and the health flag from a reading.
 func (c *Consumer) publishLag(l Lag) {
+	c.lastLag.Store(l.Total)
 	c.m.lagTotal.Set(float64(l.Total))
 	c.m.members.Set(float64(l.Members))
 	if l.PartitionLimited {
