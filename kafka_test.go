@@ -101,7 +101,8 @@ func TestKafkaThroughEngine(t *testing.T) {
 	opts := append(isolated(t, logs, map[string]any{
 		"input.type": "kafka", "input.kafka.brokers": cluster.Addrs(), "input.kafka.group": "keeltest",
 		"input.kafka.topics": []string{"orders"}, "input.kafka.profile": "devtest", "input.kafka.sizing": "low_latency",
-		"input.kafka.lag_interval": "1h", // the test reads the lag itself
+		// The test reads the lag itself.
+		"input.kafka.lag_interval": "1h",
 		"output.type":              "inmem", "output.inmem.buffer_size": 1000,
 		"self_regulation.interval": "2ms", "lifecycle.prestop_delay": "-1s",
 	}), keel.WithSignals(signals))
