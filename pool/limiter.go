@@ -67,8 +67,12 @@ func (l *limiter) overTarget() bool {
 }
 
 // acquire takes a lease, waiting in FIFO order until one is free or ctx is
-// done. It returns ctx.Err() without a lease in the latter case.
+// done. It returns ctx.Err() without a lease when ctx is done, even when a
+// lease is free or was granted at the same moment.
 func (l *limiter) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err // a cancelled caller never starts work, even with a slot free
+	}
 	l.mu.Lock()
 	if len(l.waiters) == 0 && l.leased.Load() < l.target.Load() {
 		l.setLeased(l.leased.Load() + 1)
@@ -86,7 +90,9 @@ func (l *limiter) acquire(ctx context.Context) error {
 
 	select {
 	case <-w.ch:
-		return nil
+		if ctx.Err() == nil {
+			return nil
+		}
 	case <-ctx.Done():
 	}
 	l.mu.Lock()
