@@ -1,13 +1,11 @@
 package keel_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
 )
@@ -28,23 +27,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink shared by the runtime's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // isolated returns options that keep a runtime away from the machine:
 // no settings files from the working directory, /config or the user's

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
@@ -87,22 +88,8 @@ func labelled(t testing.TB, reg *metrics.Registry, name, label, value string) fl
 
 var _ = testutil.ToFloat64 // the registry is read through its gatherer
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // jsonLine returns a ~170-byte JSON log line with a sequence number.
 func jsonLine(i int) []byte {

@@ -68,7 +68,7 @@ func TestFloodControlTextShowsSuppressed(t *testing.T) {
 		_ = h.Handle(context.Background(), record(t0, "busy"))
 	}
 	_ = h.Handle(context.Background(), record(t0.Add(2*time.Second), "busy"))
-	lines := out.lines()
+	lines := out.Lines()
 	if len(lines) != 2 || !strings.Contains(lines[1], " suppressed=2") || strings.Contains(lines[0], "suppressed") {
 		t.Fatalf("lines: %q", lines)
 	}
@@ -130,7 +130,7 @@ func TestFloodControlConcurrentCounts(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	lines := len(out.lines())
+	lines := len(out.Lines())
 	h := l.Handler().(*Handler)
 	if lines != 10 {
 		t.Fatalf("written = %d, want the burst of 10", lines)

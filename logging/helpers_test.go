@@ -1,15 +1,14 @@
 package logging
 
 import (
-	"bytes"
 	"encoding/json"
 	"io/fs"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -35,32 +34,8 @@ func testRegistry() *metrics.Registry {
 	return metrics.New(metrics.Config{Namespace: "test", NoRuntimeCollectors: true})
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the non-empty lines written so far.
-func (s *syncBuffer) lines() []string {
-	out := strings.Split(strings.TrimRight(s.String(), "\n"), "\n")
-	if len(out) == 1 && out[0] == "" {
-		return nil
-	}
-	return out
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // jsonLines parses every line as one JSON object, failing the test on
 // anything else.

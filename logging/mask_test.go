@@ -160,7 +160,7 @@ func TestNoSecretInOutput(t *testing.T) {
 				var buf syncBuffer
 				logEverything(New(Options{Format: format, Output: &buf, Color: &color, Metrics: testRegistry()}))
 				out := buf.String()
-				if n := len(buf.lines()); n != 12 {
+				if n := len(buf.Lines()); n != 12 {
 					t.Fatalf("want 12 lines, got %d:\n%s", n, out)
 				}
 				if format == FormatJSON {

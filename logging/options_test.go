@@ -83,7 +83,7 @@ func TestEnvSetup(t *testing.T) {
 			if h.c.json != tc.wantJSON {
 				t.Errorf("json = %v, want %v", h.c.json, tc.wantJSON)
 			}
-			lines := out.lines()
+			lines := out.Lines()
 			if tc.wantWarn == nil {
 				if len(lines) != 0 {
 					t.Fatalf("unexpected output: %q", lines)

@@ -1,7 +1,6 @@
 package scaling_test
 
 import (
-	"bytes"
 	"log/slog"
 	"math"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/scaling"
 )
@@ -41,23 +41,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 type env struct {
 	reg   *metrics.Registry

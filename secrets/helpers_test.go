@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,28 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/secret"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for a slog
-// handler that captures every log line of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // fakeClock moves only when Advance is called. Timers fire when the clock
 // passes their deadline.

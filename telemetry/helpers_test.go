@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/metrics"
 )
@@ -361,23 +361,8 @@ func testRegistry() *metrics.Registry {
 	return metrics.New(metrics.Config{Namespace: "test", NoRuntimeCollectors: true})
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // testLogger returns a keel JSON logger writing to a buffer.
 func testLogger() (*slog.Logger, *syncBuffer) {

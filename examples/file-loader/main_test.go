@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,28 +16,14 @@ import (
 
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/config"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer collects the service's log lines for a failure message.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // runLoader runs the loader in-process on path until it returns on its
 // own; the brokers come from KAFKA_BOOTSTRAP_SERVERS, as in production.

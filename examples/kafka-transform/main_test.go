@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +17,15 @@ import (
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport/kafka"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer collects the service's log lines for a failure message.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = keeltest.SyncBuffer
 
 // TestTransformKafkaToKafka: every good event reaches the output topic
 // with user renamed to user_id and processed_by added; the event that is
