@@ -1,6 +1,7 @@
 package dlq_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -78,8 +79,8 @@ func consume(t *testing.T, c *kfake.Cluster, topic string, n int) []dlq.Entry {
 			if err != nil {
 				t.Fatalf("record value: %v", err)
 			}
-			if r.Key != nil {
-				t.Fatalf("record has a key %q", r.Key)
+			if !bytes.Equal(r.Key, e.Key) || (r.Key == nil) != (e.Key == nil) {
+				t.Fatalf("record key %q, want the entry's key %q", r.Key, e.Key)
 			}
 			out = append(out, e)
 		})

@@ -21,8 +21,9 @@
 // # Entries
 //
 // An Entry holds the time, service, reason, attempts, payload,
-// destination and source (Kafka topic, partition and offset, and/or the
-// text of the input's commit token). It is written as one JSON object per
+// destination, source (Kafka topic, partition and offset, and/or the
+// text of the input's commit token), and the original record's key and
+// headers. It is written as one JSON object per
 // line with the payload in base64 (see Entry); Decode, Reader and ReadFile
 // read it back.
 //

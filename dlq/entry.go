@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel/internal/jsonstr"
+	"github.com/keel-go/keel/transport"
 )
 
 // Entry is one dead-lettered record with why and where it came from.
@@ -24,7 +25,9 @@ import (
 //
 // timestamp is Unix milliseconds (UTC), payload standard base64 with
 // padding. destination and source are left out when empty, and so is each
-// field of source.
+// field of source. The original record's key and headers, when it had any,
+// follow as "key" (base64) and "headers" ([{"key":"trace-id","value":<base64>}]),
+// so that a replay can restore the record whole.
 type Entry struct {
 	// Time is when the record was dead-lettered. It is kept to the
 	// millisecond. The DLQ sets it when it is zero.
@@ -43,6 +46,10 @@ type Entry struct {
 	Destination string
 	// Source says where the record came from, when known.
 	Source *Source
+	// Key is the original record's key; nil when it had none.
+	Key []byte
+	// Headers are the original record's headers, in order.
+	Headers []transport.Header
 }
 
 // Source is where a dead-lettered record came from: a Kafka position, the
@@ -153,6 +160,25 @@ func (e *Entry) AppendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, '}')
 	}
+	if e.Key != nil {
+		dst = append(dst, `,"key":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, e.Key)
+		dst = append(dst, '"')
+	}
+	if len(e.Headers) > 0 {
+		dst = append(dst, `,"headers":[`...)
+		for i, h := range e.Headers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"key":`...)
+			dst = jsonstr.AppendQuoted(dst, h.Key)
+			dst = append(dst, `,"value":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, h.Value)
+			dst = append(dst, `"}`...)
+		}
+		dst = append(dst, ']')
+	}
 	return append(dst, '}')
 }
 
@@ -178,6 +204,13 @@ type wireEntry struct {
 	Payload     *string         `json:"payload"`
 	Destination string          `json:"destination"`
 	Source      *wireSource     `json:"source"`
+	Key         *string         `json:"key"`
+	Headers     []wireHeader    `json:"headers"`
+}
+
+type wireHeader struct {
+	Key   string  `json:"key"`
+	Value *string `json:"value"`
 }
 
 type wireSource struct {
@@ -245,6 +278,22 @@ func Decode(b []byte) (Entry, error) {
 			e.Source = s
 		}
 	}
+	if w.Key != nil {
+		k, err := base64.StdEncoding.Strict().DecodeString(*w.Key)
+		if err != nil {
+			return Entry{}, malformed("key is not standard base64: %v", err)
+		}
+		e.Key = k
+	}
+	for i, h := range w.Headers {
+		var v []byte
+		if h.Value != nil {
+			if v, err = base64.StdEncoding.Strict().DecodeString(*h.Value); err != nil {
+				return Entry{}, malformed("headers[%d].value is not standard base64: %v", i, err)
+			}
+		}
+		e.Headers = append(e.Headers, transport.Header{Key: h.Key, Value: v})
+	}
 	return e, nil
 }
 
@@ -285,6 +334,10 @@ func Encode(e Entry) Encoded {
 	n := 160 + len(e.Service) + len(e.Reason) + len(e.Destination) + base64.StdEncoding.EncodedLen(len(e.Payload))
 	if e.Source != nil {
 		n += len(e.Source.Topic) + len(e.Source.Token)
+	}
+	n += base64.StdEncoding.EncodedLen(len(e.Key))
+	for _, h := range e.Headers {
+		n += 24 + len(h.Key) + base64.StdEncoding.EncodedLen(len(h.Value))
 	}
 	return Encoded{Entry: e, JSON: e.AppendJSON(make([]byte, 0, n))}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/transport"
 )
 
 func TestEntryJSONFormat(t *testing.T) {
@@ -55,6 +56,8 @@ func TestEntryRoundTripWithAwkwardText(t *testing.T) {
 		Attempts: 7,
 		Payload:  []byte{0, 1, 2, 0xff, '\n'},
 		Source:   &dlq.Source{Token: "file:8812"},
+		Key:      []byte{0, '"', 0xfe},
+		Headers:  []transport.Header{{Key: "trace\"id", Value: []byte{1, 2}}, {Key: "empty", Value: []byte{}}},
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -112,6 +115,9 @@ func TestDecodeRejectsBadEntriesNamingTheField(t *testing.T) {
 		"negative part":     {`{"timestamp":1,"reason":"r","payload":"","source":{"partition":-1}}`, "source.partition"},
 		"partition > int32": {`{"timestamp":1,"reason":"r","payload":"","source":{"partition":4294967296}}`, "not a JSON entry object"},
 		"wrong type":        {`{"timestamp":1,"reason":5,"payload":""}`, "not a JSON entry object"},
+		"bad key":           {`{"timestamp":1,"reason":"r","payload":"","key":"!!"}`, "key is not standard base64"},
+		"bad header value":  {`{"timestamp":1,"reason":"r","payload":"","headers":[{"key":"a","value":"YQ=="},{"key":"b","value":"?"}]}`, "headers[1].value"},
+		"headers not list":  {`{"timestamp":1,"reason":"r","payload":"","headers":{"a":"b"}}`, "not a JSON entry object"},
 	} {
 		_, err := dlq.Decode([]byte(tc.in))
 		if !errors.Is(err, dlq.ErrMalformedEntry) || !strings.Contains(err.Error(), tc.want) {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/transport"
 )
 
 // FuzzDecode feeds arbitrary lines to Decode: it must not panic, must
@@ -49,20 +51,26 @@ func FuzzDecode(f *testing.F) {
 // FuzzEncode builds entries from arbitrary strings and bytes: the JSON
 // must decode back to the same entry, with invalid UTF-8 replaced.
 func FuzzEncode(f *testing.F) {
-	f.Add(int64(1711432800123), "svc", "reason", 0, []byte("payload"), "dest", "kafka:t:1:2")
-	f.Add(int64(-5), "\x00\"\\", "\xff\xfe", 9, []byte{0, 0xff}, "\u2028", "")
-	f.Fuzz(func(t *testing.T, ms int64, service, reason string, attempts int, payload []byte, dest, token string) {
+	f.Add(int64(1711432800123), "svc", "reason", 0, []byte("payload"), "dest", "kafka:t:1:2", []byte("k"), "trace-id", []byte("v"))
+	f.Add(int64(-5), "\x00\"\\", "\xff\xfe", 9, []byte{0, 0xff}, "\u2028", "", []byte(nil), "", []byte(nil))
+	f.Fuzz(func(t *testing.T, ms int64, service, reason string, attempts int, payload []byte, dest, token string, key []byte, header string, value []byte) {
 		if attempts < 0 || attempts > 1<<31-1 {
 			attempts = 0
 		}
 		e := dlq.Entry{Time: time.UnixMilli(ms).UTC(), Service: service, Reason: reason, Attempts: attempts,
-			Payload: payload, Destination: dest, Source: dlq.SourceFromToken(token)}
+			Payload: payload, Destination: dest, Source: dlq.SourceFromToken(token), Key: key}
+		if header != "" {
+			e.Headers = []transport.Header{{Key: header, Value: value}}
+		}
 		got, err := dlq.Decode(e.AppendJSON(nil))
 		if err != nil {
 			t.Fatalf("decode of %s: %v", e.AppendJSON(nil), err)
 		}
 		want := e
 		want.Service, want.Reason, want.Destination = fixUTF8(service), fixUTF8(reason), fixUTF8(dest)
+		for i := range want.Headers {
+			want.Headers[i].Key = fixUTF8(want.Headers[i].Key)
+		}
 		if want.Source != nil {
 			s := *want.Source
 			s.Token, s.Topic = fixUTF8(s.Token), fixUTF8(s.Topic)
@@ -122,9 +130,17 @@ func FuzzReader(f *testing.F) {
 }
 
 // normalise makes empty and nil payloads equal.
+// normalise makes empty byte slices nil: the JSON form does not tell them
+// apart (a nil key is left out, an empty one is kept).
 func normalise(e dlq.Entry) dlq.Entry {
 	if len(e.Payload) == 0 {
 		e.Payload = nil
+	}
+	e.Headers = slices.Clone(e.Headers)
+	for i := range e.Headers {
+		if len(e.Headers[i].Value) == 0 {
+			e.Headers[i].Value = nil
+		}
 	}
 	return e
 }

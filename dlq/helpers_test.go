@@ -17,6 +17,7 @@ import (
 
 	"github.com/keel-go/keel/dlq"
 	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/transport"
 )
 
 // fakeClock is a Clock the test moves by hand.
@@ -138,13 +139,20 @@ func readDir(t testing.TB, dir string) []dlq.Entry {
 	return out
 }
 
+// entry returns the i-th test entry; even ones carry the original
+// record's key and a header.
 func entry(i int) dlq.Entry {
-	return dlq.Entry{
+	e := dlq.Entry{
 		Reason:      fmt.Sprintf("reason %d", i),
 		Payload:     []byte(fmt.Sprintf(`{"n":%d}`, i)),
 		Destination: "orders",
 		Source:      dlq.SourceFromToken(fmt.Sprintf("inmem:%d", i)),
 	}
+	if i%2 == 0 {
+		e.Key = []byte(fmt.Sprintf("key-%d", i))
+		e.Headers = []transport.Header{{Key: "trace-id", Value: []byte{byte(i), 0xff}}}
+	}
+	return e
 }
 
 func entries(from, n int) []dlq.Entry {

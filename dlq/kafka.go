@@ -126,7 +126,8 @@ func (b *KafkaBackend) Write(ctx context.Context, entries []Encoded) error {
 	var wg sync.WaitGroup
 	wg.Add(len(entries))
 	for i := range entries {
-		rec := &kgo.Record{Topic: b.Topic(&entries[i].Entry), Value: entries[i].JSON}
+		// The original key keeps the entries of one key in one partition.
+		rec := &kgo.Record{Topic: b.Topic(&entries[i].Entry), Key: entries[i].Entry.Key, Value: entries[i].JSON}
 		b.client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			errs[i] = err
 			wg.Done()

@@ -27,8 +27,8 @@ func RouteWait(d time.Duration) RouteOption { return func(o *routeOpts) { o.wait
 func RouteDurable(on bool) RouteOption { return func(o *routeOpts) { o.durable = on } }
 
 // EntryFromDeadLetter converts an engine dead letter: its reason (or
-// "dead-lettered" when empty), its record's payload, its destination and
-// its source token's text (a Kafka token also fills topic, partition and
+// "dead-lettered" when empty), its record's payload, key and headers, its
+// destination and its source token's text (a Kafka token also fills topic, partition and
 // offset). Time and Service are left for the DLQ to fill.
 func EntryFromDeadLetter(dl transport.DeadLetter) Entry {
 	reason := dl.Reason
@@ -40,6 +40,8 @@ func EntryFromDeadLetter(dl transport.DeadLetter) Entry {
 		Payload:     dl.Record.Payload,
 		Destination: dl.Destination,
 		Source:      SourceFromToken(dl.Source),
+		Key:         dl.Record.Key,
+		Headers:     dl.Record.Headers,
 	}
 }
 

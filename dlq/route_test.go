@@ -216,6 +216,10 @@ func TestEntryFromDeadLetter(t *testing.T) {
 	if e.Reason != "dead-lettered" || string(e.Payload) != "p" || e.Source.Topic != "events" || *e.Source.Partition != 3 || *e.Source.Offset != 12 {
 		t.Fatalf("%+v", e)
 	}
+	rec := transport.Record{Payload: []byte("p"), Key: []byte("user-7"), Headers: []transport.Header{{Key: "h", Value: []byte("v")}}}
+	if e := dlq.EntryFromDeadLetter(transport.DeadLetter{Record: rec}); string(e.Key) != "user-7" || len(e.Headers) != 1 || string(e.Headers[0].Value) != "v" {
+		t.Fatalf("key and headers not carried: %+v", e)
+	}
 	if e := dlq.EntryFromDeadLetter(transport.DeadLetter{Reason: "r"}); e.Source != nil {
 		t.Fatalf("no source text must give no source: %+v", e.Source)
 	}

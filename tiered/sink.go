@@ -436,6 +436,8 @@ func (s *Sink) deadLetter(ctx context.Context, items []deadItem) error {
 			Attempts:    it.attempts,
 			Payload:     it.rec.Payload,
 			Destination: s.down.Name(),
+			Key:         it.rec.Key,
+			Headers:     it.rec.Headers,
 		}
 		if it.seq != 0 {
 			entries[i].Source = &dlq.Source{Token: "spool:" + s.sp.Name() + ":" + strconv.FormatUint(it.seq, 10)}

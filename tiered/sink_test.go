@@ -238,11 +238,11 @@ func TestPoisonRecordToDLQ(t *testing.T) {
 	d.setPoison("a-00150", reject) // sent directly first
 	d.setDown(true)
 	first := payloads("a", 0, 100)
-	sendAll(t, e.sink, first, 10)
+	sendKeyed(t, e.sink, first, 10)
 	d.setDown(false)
 	e.clock.Advance(time.Minute)
 	second := payloads("a", 100, 200)
-	sendAll(t, e.sink, second, 10)
+	sendKeyed(t, e.sink, second, 10)
 	want := slices.DeleteFunc(slices.Concat(first, second), func(p string) bool { return p == "a-00013" || p == "a-00150" })
 	if got := d.waitFor(t, len(want)); !slices.Equal(got, want) {
 		t.Fatalf("delivered records differ from the non-poison ones in order")
@@ -265,9 +265,29 @@ func TestPoisonRecordToDLQ(t *testing.T) {
 		if en.Source == nil || !strings.HasPrefix(en.Source.Token, "spool:t:") {
 			t.Errorf("DLQ entry source = %+v", en.Source)
 		}
+		// The record's key and headers survive the spool and reach the DLQ.
+		if p := string(en.Payload); string(en.Key) != "k-"+p || len(en.Headers) != 1 || string(en.Headers[0].Value) != p {
+			t.Errorf("DLQ entry of %s: key %q headers %+v", p, en.Key, en.Headers)
+		}
 	}
 	if v := testutil.ToFloat64(e.sink.mDead.With(e.sink.name, "fatal")); v != 2 {
 		t.Fatalf("dead-lettered = %v, want 2", v)
+	}
+}
+
+// sendKeyed sends ps in batches, each record keyed "k-<payload>" with an
+// "origin" header holding its payload.
+func sendKeyed(t *testing.T, s *Sink, ps []string, batch int) {
+	t.Helper()
+	recs := records(ps)
+	for i := range recs {
+		recs[i].Key = []byte("k-" + ps[i])
+		recs[i].Headers = []transport.Header{{Key: "origin", Value: []byte(ps[i])}}
+	}
+	for i := 0; i < len(recs); i += batch {
+		if err := s.SendBatch(directCtx(), recs[i:min(i+batch, len(recs))]); err != nil {
+			t.Fatalf("SendBatch: %v", err)
+		}
 	}
 }
 
