@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// maxChunk bounds the bytes written by one write call (and the writer's
-// buffer).
+// maxChunk bounds the frames one append adds to the write buffer at once
+// (a larger record is a chunk of its own).
 const maxChunk = 1 << 20
 
-// Append writes one record and returns its sequence number. It returns
-// once the record is written to the operating system (it then survives a
-// crash of the process) and, under sync "always", fsynced (it then
-// survives a crash of the machine); see the package documentation.
+// Append writes one record and returns its sequence number. Under sync
+// "always" it returns once the record is written to the operating system
+// and fsynced (it then survives a crash of the machine); under "interval"
+// and "never" once it is in the spool's write buffer, which is written out
+// within one tick of the spool's loop. See the package documentation for
+// what survives a crash under each policy.
 //
 // When the record does not fit, the full policy applies: block waits
 // (honouring ctx), drop_newest returns ErrDropped, drop_oldest discards
@@ -112,7 +114,11 @@ func (s *Spool) appendLocked(ctx context.Context, payloads, stored [][]byte) (fi
 		records, bytes, seq, freedGen := s.records, s.bytes, s.nextSeq, s.freedGen
 		s.mu.Unlock()
 
-		buf := s.wbuf[:0]
+		// Frames are encoded straight into the write buffer, under bmu so
+		// that no reader writes the buffer out half-encoded.
+		s.bmu.Lock()
+		mark := len(s.wbuf)
+		buf := s.wbuf
 		var (
 			k      int
 			cb     int64
@@ -132,13 +138,11 @@ func (s *Spool) appendLocked(ctx context.Context, payloads, stored [][]byte) (fi
 			cb += f
 			k++
 		}
-		if cap(buf) <= 4*maxChunk {
-			s.wbuf = buf[:0]
-		} else {
-			s.wbuf = nil
-		}
+		s.wbuf = buf
 		if k > 0 {
-			if err := s.writeChunk(seg, buf, k, cb, raw); err != nil {
+			err := s.commitLocked(seg, mark, k, cb, raw)
+			s.bmu.Unlock()
+			if err != nil {
 				return first, n, gen, err
 			}
 			if n == 0 {
@@ -148,6 +152,7 @@ func (s *Spool) appendLocked(ctx context.Context, payloads, stored [][]byte) (fi
 			gen = s.wgen.Load()
 			continue
 		}
+		s.bmu.Unlock()
 
 		// The next record does not fit.
 		if reason == ReasonMinFreeBytes && !reclaimed {
@@ -241,7 +246,7 @@ func (s *Spool) fullError(reason string, err error) error {
 	case ReasonMinFreeBytes:
 		limit = s.cfg.MinFreeBytes
 	}
-	return &FullError{Spool: s.name, Reason: reason, Limit: limit, Policy: s.cfg.FullPolicy, Err: err}
+	return &FullError{Spool: s.name, Dir: s.dir, Reason: reason, Limit: limit, Policy: s.cfg.FullPolicy, Err: err}
 }
 
 // waitSpace waits until room may have been made since freedGen.
@@ -321,44 +326,187 @@ func (s *Spool) dropOldest(fsz int64) error {
 	}
 }
 
-// writeChunk writes encoded frames at the end of seg and publishes them.
-func (s *Spool) writeChunk(seg *segment, buf []byte, k int, cb, raw int64) error {
-	off := seg.wend
-	if _, err := seg.wf.WriteAt(buf, off); err != nil {
-		// Cut a partial write so that the file ends on a frame.
-		if terr := seg.wf.Truncate(off); terr != nil {
-			s.setBroken(fmt.Errorf("write %s: %w; truncate after the failed write: %w", seg.path, err, terr))
+// Write buffer. Under sync "interval" and "never" an append leaves its
+// frames in the write buffer and writes out only whole pages, once the
+// buffer holds bufferFlushBytes: small appends then cost one write call
+// per 64 KiB instead of one each, and the page cache is filled with
+// page-aligned writes, which the kernel serves with large folios (an
+// unaligned write of a 16 KiB record touches five pages, each added to the
+// page cache on its own, where an aligned one adds one 16 KiB folio). The
+// remainder, less than a page, is written at the next tick of the loop,
+// when a reader reaches it, on Sync, at a segment roll and on Close. The
+// space reserve (see reserve.go) guarantees that writing out what was
+// accepted cannot fail for lack of space; without it every append is
+// written through, as under "always".
+const (
+	// bufferFlushBytes is the fill at which the buffer's whole pages are
+	// written out. It bounds what a crash of the process can lose.
+	bufferFlushBytes = 64 << 10
+	// pageSize is the alignment of the buffer's writes.
+	pageSize = 4096
+)
+
+// isNoSpace reports an out-of-space or out-of-quota error.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// commitLocked makes the k frames (cb bytes) just encoded at wbuf[mark:]
+// part of the spool: it keeps them in the buffer (writing out its whole
+// pages once it is full enough) or writes them through, and publishes the
+// records. On error the frames are taken out of the buffer again and
+// nothing is published. Called with the writer slot and bmu held.
+func (s *Spool) commitLocked(seg *segment, mark, k int, cb, raw int64) error {
+	s.bounds = append(s.bounds, seg.wend+cb)
+	if !s.bufferOn || len(s.wbuf) >= bufferFlushBytes {
+		if err := s.writeOutLocked(seg, !s.bufferOn); err != nil {
+			s.wbuf = s.wbuf[:mark]
+			s.bounds = s.bounds[:len(s.bounds)-1]
+			if s.bufferOn && isNoSpace(err) {
+				// These frames are refused; the ones accepted before
+				// them must still reach the file.
+				if rerr := s.rescueLocked(seg); rerr != nil {
+					s.log.Error("spool: disk full and the buffered records could not be written; retrying at the next tick",
+						"error", rerr)
+				}
+			}
+			return err
 		}
-		if errors.Is(err, syscall.ENOSPC) {
-			s.fullEvents.Add(1)
-			s.ins.full[ReasonDiskFull].Inc()
-			return s.fullError(ReasonDiskFull, err)
-		}
-		return fmt.Errorf("spool %q: write %s: %w", s.name, seg.path, err)
 	}
-	seg.wend = off + int64(len(buf))
+	seg.wend += cb
 	s.mu.Lock()
 	seg.end = seg.wend
+	seg.flushed = seg.fframe
 	seg.records += int64(k)
 	seg.bytes += cb
 	s.records += int64(k)
 	s.bytes += cb
-	s.diskBytes += int64(len(buf))
+	s.diskBytes += cb
 	s.nextSeq += uint64(k)
 	s.notifyDataLocked()
 	s.updateGaugesLocked()
 	s.mu.Unlock()
-	s.wgen.Add(1)
-	s.freeWritten.Add(int64(len(buf)))
+	s.freeWritten.Add(cb)
 	s.writes.Add(uint64(k))
 	s.ins.writes.Add(float64(k))
 	s.ins.writeBytes.Add(float64(raw))
 	return nil
 }
 
-// maxPendingSeals is the most sealed segments awaiting their fsync; a
-// roll beyond it fsyncs them at once, so open files stay bounded.
-const maxPendingSeals = 16
+// writeOutLocked writes the buffer to seg's file: all of it, or (all
+// false) its whole pages. A failed write is cut from the file again so
+// that the file ends where it did, and nothing leaves the buffer; out of
+// space is a *FullError with ReasonDiskFull. Called with bmu held.
+func (s *Spool) writeOutLocked(seg *segment, all bool) error {
+	data := s.wbuf
+	if !all {
+		end := (seg.fend + int64(len(data))) &^ (pageSize - 1)
+		if end <= seg.fend {
+			return nil
+		}
+		data = data[:end-seg.fend]
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	off := seg.fend
+	if _, err := seg.wf.WriteAt(data, off); err != nil {
+		// Cut a partial write so that the file ends on a frame.
+		if terr := seg.wf.Truncate(off); terr != nil {
+			s.setBroken(fmt.Errorf("write %s: %w; truncate after the failed write: %w", seg.path, err, terr))
+		}
+		if isNoSpace(err) {
+			s.fullEvents.Add(1)
+			s.ins.full[ReasonDiskFull].Inc()
+			return s.fullError(ReasonDiskFull, err)
+		}
+		return fmt.Errorf("spool %q: write %s: %w", s.name, seg.path, err)
+	}
+	end := off + int64(len(data))
+	seg.fend = end
+	rest := copy(s.wbuf, s.wbuf[len(data):])
+	s.wbuf = s.wbuf[:rest]
+	if cap(s.wbuf) > 4*maxChunk {
+		// Do not keep the buffer of a large record.
+		s.wbuf = append(make([]byte, 0, 2*bufferFlushBytes), s.wbuf...)
+	}
+	i := 0
+	for i < len(s.bounds) && s.bounds[i] <= end {
+		seg.fframe = s.bounds[i]
+		i++
+	}
+	s.bounds = s.bounds[:copy(s.bounds, s.bounds[i:])]
+	s.wgen.Add(1)
+	return nil
+}
+
+// flushBuffer writes the whole write buffer to the active segment's file
+// and lets readers see it.
+func (s *Spool) flushBuffer() error {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	return s.flushBufferLocked()
+}
+
+func (s *Spool) flushBufferLocked() error {
+	seg := s.bseg
+	if seg == nil || len(s.wbuf) == 0 {
+		return nil
+	}
+	if b := s.broken.Load(); b != nil {
+		return *b
+	}
+	if err := s.writeOutLocked(seg, true); err != nil {
+		if !isNoSpace(err) || !s.bufferOn {
+			return err
+		}
+		return s.rescueLocked(seg)
+	}
+	s.mu.Lock()
+	seg.flushed = seg.fframe
+	s.mu.Unlock()
+	return nil
+}
+
+// flushFor writes the buffer out when it holds frames of seg, for a reader
+// that reached the end of what seg's file holds. It reports whether it did.
+func (s *Spool) flushFor(seg *segment) bool {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.bseg != seg || len(s.wbuf) == 0 {
+		return false
+	}
+	if err := s.flushBufferLocked(); err != nil {
+		if ok, suppressed := s.flushLog.Allow(); ok {
+			s.log.Error("spool: writing the write buffer for a reader failed", "error", err, "suppressed", suppressed)
+		}
+		return false
+	}
+	return true
+}
+
+// sealBuffer writes out the buffer of the segment being sealed. Called
+// with the writer slot held.
+func (s *Spool) sealBuffer() error {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if err := s.flushBufferLocked(); err != nil {
+		return err
+	}
+	s.bseg = nil
+	s.bounds = s.bounds[:0]
+	return nil
+}
+
+// Sealed segments awaiting their fsync keep their file open. Beyond
+// syncPendingSeals of them a roll asks the background loop to fsync them
+// now; beyond maxPendingSeals the roll fsyncs them itself, so that open
+// files stay bounded and an append waits for the disk only when it falls
+// that far behind.
+const (
+	syncPendingSeals = 16
+	maxPendingSeals  = 64
+)
 
 // roll seals the active segment and creates the next one. The sealed
 // segment and the directory entry of the new one are fsynced by the next
@@ -366,10 +514,21 @@ const maxPendingSeals = 16
 // under "interval", on Sync and Close).
 func (s *Spool) roll() error {
 	if old := s.active; old != nil {
+		// Readers leave a sealed segment at what its file holds: write
+		// out the buffer before sealing.
+		if err := s.sealBuffer(); err != nil {
+			return err
+		}
 		s.smu.Lock()
 		s.pending = append(s.pending, old.wf)
 		s.syncSeg = nil
 		overflow := len(s.pending) > maxPendingSeals
+		if !overflow && len(s.pending) > syncPendingSeals {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
 		s.smu.Unlock()
 		old.wf = nil
 		s.mu.Lock()
@@ -392,19 +551,27 @@ func (s *Spool) roll() error {
 	path := filepath.Join(s.dir, segName(id))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
+		if isNoSpace(err) {
+			s.fullEvents.Add(1)
+			s.ins.full[ReasonDiskFull].Inc()
+			return s.fullError(ReasonDiskFull, err)
+		}
 		return fmt.Errorf("spool %q: create segment %s: %w", s.name, path, err)
 	}
 	h := segHeader{version: formatVersion, codec: s.codec, id: id, first: first, created: s.now().UnixNano()}
 	if _, err := f.WriteAt(h.encode(), 0); err != nil {
 		_ = f.Close()
 		_ = os.Remove(path)
-		if errors.Is(err, syscall.ENOSPC) {
+		if isNoSpace(err) {
+			s.fullEvents.Add(1)
+			s.ins.full[ReasonDiskFull].Inc()
 			return s.fullError(ReasonDiskFull, err)
 		}
 		return fmt.Errorf("spool %q: create segment %s: %w", s.name, path, err)
 	}
 	seg := &segment{id: id, path: path, codec: s.codec, first: first, created: h.created,
-		end: segHeaderSize, wend: segHeaderSize, wf: f, scanned: segHeaderSize}
+		end: segHeaderSize, flushed: segHeaderSize, wend: segHeaderSize, wf: f, scanned: segHeaderSize,
+		fend: segHeaderSize, fframe: segHeaderSize}
 	s.mu.Lock()
 	s.segs = append(s.segs, seg)
 	s.diskBytes += segHeaderSize
@@ -416,6 +583,9 @@ func (s *Spool) roll() error {
 	s.smu.Unlock()
 	s.active = seg
 	s.freeWritten.Add(segHeaderSize)
+	s.bmu.Lock()
+	s.bseg = seg
+	s.bmu.Unlock()
 	return nil
 }
 
@@ -492,9 +662,26 @@ func (s *Spool) syncThrough(gen uint64) error {
 	return nil
 }
 
-// Sync fsyncs the segments written since the last fsync, the spool
-// directory (when segments were created) and the ledger, whatever the sync
-// policy: every record appended and every
+// Flush writes the write buffer out to the operating system, without an
+// fsync: every record appended before the call then survives a crash of
+// the process, whatever the sync policy (a crash of the machine is the
+// policy's business). It is a no-op under "always", whose appends are
+// written through, and cheap when the buffer is empty. A caller that
+// reports records as safe once appended (the tiered sink does, so that
+// its source may commit) calls Flush first.
+func (s *Spool) Flush() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return s.closedErr()
+	}
+	return s.flushBuffer()
+}
+
+// Sync writes out the write buffer and fsyncs the segments written since
+// the last fsync, the spool directory (when segments were created) and the
+// ledger, whatever the sync policy: every record appended and every
 // acknowledgement made before the call is then on stable storage.
 func (s *Spool) Sync() error {
 	s.mu.Lock()
@@ -502,6 +689,9 @@ func (s *Spool) Sync() error {
 	s.mu.Unlock()
 	if closed {
 		return s.closedErr()
+	}
+	if err := s.flushBuffer(); err != nil {
+		return err
 	}
 	if err := s.syncThrough(s.wgen.Load()); err != nil {
 		return err

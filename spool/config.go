@@ -77,16 +77,26 @@ type SyncPolicy string
 
 // Sync policies.
 const (
-	// SyncAlways fsyncs (fdatasync on Linux) before Append returns.
+	// SyncAlways writes each append to the operating system and fsyncs it
+	// (fdatasync on Linux) before Append returns: a record whose Append
+	// returned survives a crash of the process or of the machine.
 	// Concurrent appenders share one fsync (group commit).
 	SyncAlways SyncPolicy = "always"
-	// SyncInterval fsyncs in the background every sync_interval while
-	// there are unsynced writes (segments sealed since the last fsync
-	// included), and on Close. This is the default.
+	// SyncInterval buffers appends (up to 64 KiB, written out in
+	// page-aligned chunks) and, every sync_interval, writes the buffer
+	// out and fsyncs in the background what was written since the last
+	// fsync (segments sealed meanwhile included); also on Close. A crash
+	// of the process loses at most the buffer (records appended since the
+	// last tick); a crash of the machine at most the records appended
+	// since the last completed tick. This is the default.
 	SyncInterval SyncPolicy = "interval"
-	// SyncNever leaves write-back to the operating system; only Sync and
-	// Close fsync (and a segment roll, once 16 sealed segments await an
-	// fsync, so that open files stay bounded).
+	// SyncNever buffers appends like SyncInterval, writes the buffer out
+	// every second, and leaves write-back to the operating system; only
+	// Sync and Close fsync (and the background loop, once 16 sealed
+	// segments await an fsync, so that open files stay bounded). A crash
+	// of the process loses at most the buffer (records appended in the
+	// last second); a crash of the machine whatever the operating system
+	// had not written back.
 	SyncNever SyncPolicy = "never"
 )
 
@@ -157,6 +167,8 @@ type Config struct {
 	// "block" (default), "drop_newest", "drop_oldest" or "error".
 	FullPolicy FullPolicy `koanf:"full_policy" json:"full_policy" yaml:"full_policy"`
 	// Sync is the fsync policy: "always", "interval" (default) or "never".
+	// It decides what survives a crash; see SyncPolicy and the package
+	// documentation.
 	Sync SyncPolicy `koanf:"sync" json:"sync" yaml:"sync"`
 	// SyncInterval is the fsync period of the "interval" policy, and how
 	// often acknowledgements are fsynced under "always". Default 500 ms.
@@ -176,6 +188,8 @@ type Config struct {
 	now    func() time.Time
 	statfs func(dir string) (free uint64, ok bool, err error)
 	fsync  func(f *os.File) error // replaces fsync of files; directories are then not fsynced
+	// prealloc replaces the allocation of the space reserve's blocks.
+	prealloc func(f *os.File, n int64) error
 }
 
 // normalized lower-cases and trims the enumerated fields.

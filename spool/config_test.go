@@ -130,11 +130,15 @@ func TestFullErrorMessages(t *testing.T) {
 	for _, e := range []*FullError{
 		{Spool: "s", Reason: ReasonMaxBytes, Limit: 10, Policy: Error},
 		{Spool: "s", Reason: ReasonMinFreeBytes, Limit: 10, Policy: Block, Err: context.Canceled},
-		{Spool: "s", Reason: ReasonDiskFull, Err: errors.New("no space left on device")},
+		{Spool: "s", Dir: "/var/spool/s", Reason: ReasonDiskFull, Err: errors.New("no space left on device")},
 	} {
 		msg := e.Error()
 		if !strings.Contains(msg, `spool "s"`) || !errors.Is(e, ErrFull) {
 			t.Errorf("%q", msg)
+		}
+		if diskFull := e.Reason == ReasonDiskFull; errors.Is(e, ErrDiskFull) != diskFull ||
+			diskFull && (!strings.Contains(msg, "disk full in /var/spool/s") || !strings.Contains(msg, "no space left")) {
+			t.Errorf("%q: ErrDiskFull match or message wrong", msg)
 		}
 		if e.Reason != ReasonDiskFull && !strings.Contains(msg, "spool."+e.Reason) {
 			t.Errorf("%q does not name the key", msg)

@@ -41,35 +41,69 @@
 // # On disk
 //
 // The directory holds segment files (<id>.seg) of about
-// spool.segment_bytes, a ledger and a LOCK file (an exclusive flock, so
-// that two spools never share a directory). Each segment header records the
-// codec of its payloads (spool.compression), so changing the compression
-// never makes old segments unreadable. Each record is a frame with a magic
-// marker, its length, its sequence number, its append time and a CRC32C
-// checksum. The ledger records the write, read and acknowledged positions
-// in two alternating checksummed slots.
+// spool.segment_bytes, a ledger, a LOCK file (an exclusive flock, so that
+// two spools never share a directory) and, under sync interval and never,
+// the 128 KiB space reserve (see Crash guarantees). Each segment header
+// records the codec of its payloads (spool.compression), so changing the
+// compression never makes old segments unreadable. Each record is a frame
+// with a magic marker, its length, its sequence number, its append time
+// and a CRC32C checksum. The ledger records the write, read and
+// acknowledged positions in two alternating checksummed slots.
 //
 // # Crash guarantees
 //
-// Whatever the sync policy, Append returns only after the record was
-// written to the operating system, so a record whose Append returned
-// survives a crash of the process (kill -9, panic, out-of-memory kill).
-// What survives a crash of the machine (power loss, kernel panic) depends
-// on spool.sync:
+// Under spool.sync always, Append writes the record to the operating
+// system and fdatasyncs it before it returns (and the directory when it
+// started a segment), so every record whose Append returned nil survives
+// any crash: of the process (kill -9, panic, out-of-memory kill) and of the
+// machine (power loss, kernel panic). Concurrent appenders share one fsync
+// (group commit); batch with AppendBatch for throughput.
 //
-//   - always: Append returns after fdatasync of what it wrote (and of the
-//     directory when it started a segment), so every record whose Append
-//     returned nil is on stable storage. Concurrent appenders share one
-//     fsync (group commit); batch with AppendBatch for throughput.
-//   - interval (default): every spool.sync_interval (500 ms), the segments
-//     written since the last fsync and the directory are fsynced in the
-//     background. A machine crash loses at most the records appended in
-//     the last interval; the next Open counts them in
-//     keel_spool_lost_records_total when the ledger saw them.
-//   - never: fsync happens only on Sync and Close (and at a segment roll
-//     once 16 sealed segments await one). A machine crash can lose
-//     whatever the operating system had not yet written back (typically
-//     the last 30 s).
+// Under interval and never, Append returns once the record is in the
+// spool's write buffer. The buffer is written to the operating system in
+// page-aligned chunks whenever it holds 64 KiB, and whole at every tick of
+// the spool's background loop (every spool.sync_interval or every second,
+// whichever is shorter, under interval; every second under never), when a
+// reader reaches its records, at a segment roll, on Sync and on Close. A
+// space reserve (the file "reserve" in the directory, 128 KiB, more than
+// the buffer ever holds) keeps writing out what Append accepted from
+// failing for lack of space: when the disk is full at that moment, the
+// reserve is freed and the buffer written in its place, and appends are
+// then written through (as under always, refused at once while the disk
+// is full) until there is room to re-create the reserve. (Should another
+// process take the freed space first, the buffered records stay in memory
+// and are written at the next tick with room; Close reports them lost if
+// there is none.) So:
+//
+//   - A crash of the process loses at most the records whose frames were
+//     not yet written whole to the operating system: those in the write
+//     buffer (less than 64 KiB of frames, among them the one frame a
+//     page-aligned write may have cut), all appended since the last tick.
+//     Everything appended before the last tick or a Sync survives it. A
+//     cut frame is a torn tail that the next Open truncates (counted in
+//     keel_spool_corruptions_total{kind="torn_tail"}).
+//   - interval (default): at every tick the buffer is written and the
+//     segments written since the last fsync, and the directory, are
+//     fsynced in the background. A crash of the machine loses at most the
+//     records appended since the last completed tick (about
+//     spool.sync_interval, 500 ms by default, plus the time the fsync
+//     takes).
+//   - never: fsync happens only on Sync and Close, and in the background
+//     once 16 sealed segments await one (so that open files stay bounded).
+//     A crash of the machine can lose whatever the operating system had
+//     not yet written back (typically the last 30 s).
+//
+// Flush writes the buffer out without an fsync: a caller that reports
+// records as safe once appended (the tiered sink, before its source
+// commits) calls it, so that those records survive a crash of the process
+// under every policy.
+//
+// After a crash the next Open counts the records that were appended but
+// are not on disk in keel_spool_lost_records_total when the ledger saw
+// them (the ledger is written at every tick under always and interval, and
+// at every Ack). While the space reserve cannot be created (the disk is
+// full at Open), appends are written through to the operating system one
+// by one, as under always, and survive a crash of the process.
 //
 // Acknowledgements are written to the ledger before Ack returns (they
 // survive a process crash) and fsynced every spool.sync_interval under
@@ -97,6 +131,13 @@
 // back-pressure honouring ctx), drop_newest (ErrDropped), drop_oldest or
 // error (*FullError). Every drop is counted and logged (rate-limited).
 //
+// When the volume itself runs out of space (ENOSPC or EDQUOT) before the
+// watermark noticed, the append fails at once, whatever the policy, with a
+// *FullError of reason disk_full that matches ErrFull and ErrDiskFull and
+// names the directory. The records appended before it stay intact and
+// readable, no partial frame is left in the segment, and appends succeed
+// again once space is freed.
+//
 // # Metrics
 //
 // Labelled spool=<spool.name>: keel_spool_bytes, keel_spool_records,
@@ -114,5 +155,6 @@
 //
 // The directory lock and the free-disk watermark use flock and statfs on
 // Linux, macOS and FreeBSD. Elsewhere two spools on one directory are not
-// detected and the watermark is off.
+// detected and the watermark is off. The space reserve is allocated with
+// fallocate on Linux and written with zeros elsewhere.
 package spool

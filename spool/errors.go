@@ -19,6 +19,11 @@ var (
 	// "error" policy, or while waiting under the "block" policy when the
 	// context ended.
 	ErrFull = errors.New("spool: full")
+	// ErrDiskFull is matched by a *FullError of reason ReasonDiskFull: the
+	// volume holding spool.dir ran out of space (or quota) while an append
+	// wrote to it. It also matches ErrFull. The append was refused whole;
+	// appends succeed again once space is freed.
+	ErrDiskFull = errors.New("spool: disk full")
 	// ErrDropped is returned under the "drop_newest" policy when the spool
 	// was full: the record (and, for AppendBatch, every later record of the
 	// batch) was discarded and counted. The caller configured that loss;
@@ -67,6 +72,8 @@ const (
 type FullError struct {
 	// Spool is the spool's name.
 	Spool string
+	// Dir is the spool's directory (spool.dir).
+	Dir string
 	// Reason is the bound that was hit: ReasonMaxBytes, ReasonMaxRecords,
 	// ReasonMinFreeBytes or ReasonDiskFull.
 	Reason string
@@ -82,12 +89,16 @@ type FullError struct {
 // Error describes the bound, the policy and what to do.
 func (e *FullError) Error() string {
 	var msg string
+	dir := ""
+	if e.Dir != "" {
+		dir = " in " + e.Dir
+	}
 	switch e.Reason {
 	case ReasonDiskFull:
-		msg = fmt.Sprintf("spool %q: disk full while writing (%v): free space on the volume or lower spool.max_bytes", e.Spool, e.Err)
-		return msg
+		return fmt.Sprintf("spool %q: disk full%s (%v): free space on that volume or move spool.dir to a larger one; "+
+			"lower spool.max_bytes or raise spool.min_free_bytes so that appends are refused before the disk fills", e.Spool, dir, e.Err)
 	case ReasonMinFreeBytes:
-		msg = fmt.Sprintf("spool %q full: free disk space would drop below spool.min_free_bytes (%d)", e.Spool, e.Limit)
+		msg = fmt.Sprintf("spool %q full: free disk space%s would drop below spool.min_free_bytes (%d)", e.Spool, dir, e.Limit)
 	default:
 		msg = fmt.Sprintf("spool %q full: spool.%s (%d) reached", e.Spool, e.Reason, e.Limit)
 	}
@@ -100,8 +111,11 @@ func (e *FullError) Error() string {
 	return msg
 }
 
-// Is reports whether target is ErrFull.
-func (e *FullError) Is(target error) bool { return target == ErrFull }
+// Is reports whether target is ErrFull, or ErrDiskFull for
+// ReasonDiskFull.
+func (e *FullError) Is(target error) bool {
+	return target == ErrFull || (target == ErrDiskFull && e.Reason == ReasonDiskFull)
+}
 
 // Unwrap returns the context or write error, if any.
 func (e *FullError) Unwrap() error { return e.Err }

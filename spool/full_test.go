@@ -410,7 +410,7 @@ func TestMinFreeBytesBlockRecoversAfterAckingTheActiveSegment(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SegmentBytes = 64 << 10
 	cfg.MinFreeBytes = 1 << 20
-	budget := int64(1<<20 + 20<<10) // 20 KiB above the watermark
+	budget := int64(1<<20 + 20<<10 + reserveBytes) // 20 KiB above the watermark, and the space reserve
 	cfg.statfs = func(dir string) (uint64, bool, error) {
 		return uint64(budget - dirBytes(t, dir)), true, nil
 	}

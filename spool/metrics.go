@@ -122,7 +122,7 @@ func registerVecs(reg *metrics.Registry) vecs {
 		acks: reg.CounterVec(o("acks_total",
 			"Records acknowledged and so removed from the spool.", ""), "spool"),
 		lost: reg.CounterVec(o("lost_records_total",
-			"Records known lost to damage on disk, or written but not on disk after a machine crash (sequence numbers missing).", ""), "spool"),
+			"Records known lost to damage on disk, or appended but not on disk after a crash (sequence numbers missing; see the sync policy for what a crash can lose).", ""), "spool"),
 		truncated: reg.CounterVec(o("truncated_bytes_total",
 			"Bytes of torn or damaged tail cut from the newest segment at open.", "bytes"), "spool"),
 		fsync: reg.HistogramVec(o("fsync_duration_seconds",

@@ -259,7 +259,7 @@ func (s *Spool) peekFrame() (item, *segment, bool, error) {
 			c.seg, c.off, c.next = s.segs[0], segHeaderSize, max(c.next, s.segs[0].first)
 		}
 		seg := c.seg
-		end, sealed, maxSeq := seg.end, seg.sealed, seg.last
+		end, logical, sealed, maxSeq := seg.flushed, seg.end, seg.sealed, seg.last
 		if !sealed {
 			maxSeq = s.nextSeq - 1
 		}
@@ -267,7 +267,14 @@ func (s *Spool) peekFrame() (item, *segment, bool, error) {
 		s.mu.Unlock()
 
 		if c.off >= end {
-			if !sealed || !s.leaveSegment() {
+			if !sealed {
+				// Records still in the write buffer: write it out.
+				if end < logical && s.flushFor(seg) {
+					continue
+				}
+				return item{}, nil, false, nil
+			}
+			if !s.leaveSegment() {
 				return item{}, nil, false, nil
 			}
 			continue

@@ -38,7 +38,8 @@ type segment struct {
 	created int64
 
 	// Guarded by Spool.mu.
-	end     int64  // bytes of the file that hold published data
+	end     int64  // bytes of published records: written to the file or still in the write buffer
+	flushed int64  // end of the whole frames written to the file (<= end): how far a reader may read
 	sealed  bool   // no more appends
 	last    uint64 // when sealed: the highest sequence number it may hold
 	records int64  // unacknowledged records expected in it
@@ -51,7 +52,11 @@ type segment struct {
 
 	// Writer-owned (the writer slot).
 	wf   *os.File
-	wend int64
+	wend int64 // end of the frames appended so far (buffered ones included)
+
+	// Guarded by Spool.bmu.
+	fend   int64 // bytes written to the file
+	fframe int64 // end of the last whole frame written to the file
 }
 
 // flight is a record handed out and not yet acknowledged.
@@ -93,14 +98,26 @@ type Spool struct {
 	closeErr  error
 	loopStop  chan struct{}
 	loopDone  chan struct{}
+	kick      chan struct{} // asks the loop to fsync sealed segments now
 
 	// Writer slot: a one-token semaphore so that waiting honours ctx.
 	wsem      chan struct{}
 	active    *segment
 	nextSegID uint64
-	wbuf      []byte
-	wgen      atomic.Uint64 // completed chunk writes
+	wgen      atomic.Uint64 // completed writes to segment files
 	broken    atomic.Pointer[error]
+
+	// Write buffer: frames of the active segment not yet written to its
+	// file (see bufferFlushBytes). The writer encodes into it; readers,
+	// the sync tick, Sync and Close write it out.
+	bmu      sync.Mutex
+	wbuf     []byte   // file bytes [bseg.fend, bseg.fend+len(wbuf)) of bseg
+	bseg     *segment // the segment wbuf belongs to, or nil
+	bounds   []int64  // frame boundaries in wbuf: where each buffered chunk of frames ends
+	bufferOn bool     // frames may wait in wbuf: sync interval or never, with the space reserve
+	resv     *os.File // the space reserve (reserve.go), or nil
+	prealloc func(f *os.File, n int64) error
+	resvLog  *logging.Sampler
 
 	// Group commit.
 	syncMu    sync.Mutex // serialises syncThrough
@@ -159,6 +176,7 @@ type Spool struct {
 
 	corruptLog *logging.Sampler
 	dropLog    *logging.Sampler
+	flushLog   *logging.Sampler
 
 	// fsyncHook, set by tests, replaces fsync (fuzz targets skip it,
 	// fault tests make it fail).
@@ -202,9 +220,11 @@ func Open(ctx context.Context, cfg Config) (*Spool, error) {
 		closing:    make(chan struct{}),
 		loopStop:   make(chan struct{}),
 		loopDone:   make(chan struct{}),
+		kick:       make(chan struct{}, 1),
 		wsem:       make(chan struct{}, 1),
 		corruptLog: logging.Every(5 * time.Second),
 		dropLog:    logging.Every(10 * time.Second),
+		flushLog:   logging.Every(10 * time.Second),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -213,6 +233,11 @@ func Open(ctx context.Context, cfg Config) (*Spool, error) {
 		s.statfs = freeDisk
 	}
 	s.fsyncHook = cfg.fsync
+	s.prealloc = cfg.prealloc
+	if s.prealloc == nil {
+		s.prealloc = preallocate
+	}
+	s.resvLog = logging.Every(time.Minute)
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool %q: create spool.dir %s: %w; point spool.dir at a writable directory", s.name, s.dir, err)
 	}
@@ -227,6 +252,11 @@ func Open(ctx context.Context, cfg Config) (*Spool, error) {
 	if err := s.recover(ctx); err != nil {
 		s.releaseFiles()
 		return nil, err
+	}
+	if cfg.Sync != SyncAlways {
+		s.bmu.Lock()
+		s.bufferOn = s.ensureReserveLocked()
+		s.bmu.Unlock()
 	}
 	s.pollFree()
 	s.updateGauges()
@@ -307,7 +337,7 @@ func (s *Spool) recover(ctx context.Context) error {
 			dirChanged = true
 			continue
 		}
-		segs = append(segs, &segment{id: id, path: path, codec: h.codec, first: h.first, created: h.created, end: size, sealed: true})
+		segs = append(segs, &segment{id: id, path: path, codec: h.codec, first: h.first, created: h.created, end: size, flushed: size, sealed: true})
 	}
 
 	acked := uint64(0)
@@ -355,11 +385,13 @@ func (s *Spool) recover(ctx context.Context) error {
 
 	next := max(lastOnDisk+1, acked+1, 1)
 	if ledOK && led.next > next {
-		// Appends that never reached the disk (crash before fsync).
+		// Appends that never reached the disk: a crash of the machine
+		// before their fsync, or of the process while they were in the
+		// write buffer (sync interval and never).
 		missing := led.next - next
 		s.lost.Add(missing)
 		s.ins.lost.Add(float64(missing))
-		s.log.Warn("spool: records appended before the last stop are not on disk (machine crash before fsync)",
+		s.log.Warn("spool: records appended before the last stop are not on disk (crash before they were written or fsynced)",
 			"missing_records", missing, "ledger_next_seq", led.next, "disk_next_seq", next, "sync", string(s.cfg.Sync))
 		next = led.next
 	}
@@ -494,6 +526,7 @@ func (s *Spool) scanTail(ctx context.Context, seg *segment, acked uint64) error 
 			}
 		}
 		seg.end = validEnd
+		seg.flushed = validEnd
 	}
 	seg.scanned = seg.end
 	seg.finished = true
@@ -591,7 +624,28 @@ func (s *Spool) loop() {
 		select {
 		case <-s.loopStop:
 			return
+		case <-s.kick:
+			// Sealed segments pile up: fsync them (and the active one)
+			// without waiting for the tick.
+			if s.broken.Load() == nil {
+				_ = s.syncThrough(s.wgen.Load())
+			}
+			continue
 		case <-t.C:
+		}
+		if s.cfg.Sync != SyncAlways && s.broken.Load() == nil {
+			s.bmu.Lock()
+			if !s.bufferOn && s.roomForReserve() {
+				// Buffer again once the space reserve is back.
+				s.bufferOn = s.ensureReserveLocked()
+			}
+			s.bmu.Unlock()
+			// The write buffer's remainder waits at most one tick.
+			if err := s.flushBuffer(); err != nil {
+				if ok, suppressed := s.flushLog.Allow(); ok {
+					s.log.Error("spool: writing the write buffer failed; retrying at the next tick", "error", err, "suppressed", suppressed)
+				}
+			}
 		}
 		if s.cfg.Sync == SyncInterval && s.broken.Load() == nil {
 			// A failure marks the spool broken and is logged once there.
@@ -704,6 +758,9 @@ func (s *Spool) close() error {
 	s.mu.Unlock()
 
 	var errs []error
+	if err := s.flushBuffer(); err != nil {
+		errs = append(errs, fmt.Errorf("spool %q: records appended last could not be written to %s and are lost: %w", s.name, s.dir, err))
+	}
 	if err := s.syncThrough(s.wgen.Load()); err != nil {
 		errs = append(errs, err)
 	}
@@ -743,6 +800,12 @@ func (s *Spool) releaseFiles() {
 	if s.dec != nil {
 		s.dec.Close()
 	}
+	s.bmu.Lock()
+	if s.resv != nil {
+		_ = s.resv.Close()
+		s.resv = nil
+	}
+	s.bmu.Unlock()
 	if s.lockFile != nil {
 		_ = s.lockFile.Close()
 		s.lockFile = nil

@@ -403,6 +403,14 @@ func (s *Sink) toSpool(ctx context.Context, records []transport.Record, reason s
 				fmt.Errorf("downstream unavailable and %d records could not be spooled to %s (see tiered.spool.max_bytes, full_policy and the disk): %w", len(payloads)-i, s.sp.Dir(), err))
 		}
 	}
+	// Under the interval and never policies the spool buffers appends:
+	// write them out, so that they survive a crash of the process before
+	// the engine commits their input.
+	if err := s.sp.Flush(); err != nil {
+		s.lastErr.Store(&errBox{err: err})
+		return transport.NewError(transport.ErrSend, s.Name(), "spool",
+			fmt.Errorf("downstream unavailable and the spooled records could not be written to %s (see the disk): %w", s.sp.Dir(), err))
+	}
 	s.lastErr.Store(nil)
 	return nil
 }
