@@ -26,14 +26,16 @@ func diskFullPayload(i int) string {
 	return fmt.Sprintf("rec-%05d|%s", i, bytes.Repeat([]byte{byte('a' + i%26)}, 1000))
 }
 
-// With the downstream down and the spool's disk full, the sink reports
-// the failure to the engine, which therefore commits nothing it could not
-// spool: every committed record is in the spool and reaches the downstream
-// once it recovers. Once disk space is back, the sink spools again.
-func TestDiskFullIsNotReportedAsSuccess(t *testing.T) {
-	mnt := keeltest.MountTmpfs(t, 256<<10)
+// With the downstream down and the spool's disk full, the sink reports the
+// records it could not spool as backpressure, by index: the engine commits
+// nothing it could not spool, waits, and sends again only what the spool
+// did not take. Once disk space is back the pipeline goes on by itself, and
+// when the downstream recovers it receives every record exactly once, in
+// order.
+func TestDiskFullPausesThePipelineUntilSpaceIsBack(t *testing.T) {
+	mnt := keeltest.MountTmpfs(t, 512<<10)
 	filler := filepath.Join(mnt, "filler")
-	if err := os.WriteFile(filler, bytes.Repeat([]byte{'f'}, 96<<10), 0o644); err != nil {
+	if err := os.WriteFile(filler, bytes.Repeat([]byte{'f'}, 440<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(filepath.Join(mnt, "spool"))
@@ -44,15 +46,16 @@ func TestDiskFullIsNotReportedAsSuccess(t *testing.T) {
 	d.setDown(true)
 	e := newEnv(t, cfg, d, &memDLQ{})
 
-	// More records than the disk holds, in blocks of 10.
-	const total = 300
+	// More records than the disk holds (about 150 KiB, with some 70 KiB
+	// free), in blocks of 10.
+	const total = 150
 	src := inmem.New(inmem.Config{Capacity: total})
-	in := make([][]byte, total)
+	in := make([]string, total)
 	for i := range in {
-		in[i] = []byte(diskFullPayload(i))
-	}
-	if err := src.InjectPayloads(context.Background(), in...); err != nil {
-		t.Fatal(err)
+		in[i] = diskFullPayload(i)
+		if err := src.InjectPayloads(context.Background(), []byte(in[i])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	src.CloseInput()
 	eng, err := engine.New(engine.Config{MaxRecords: 10, Metrics: e.reg})
@@ -60,61 +63,100 @@ func TestDiskFullIsNotReportedAsSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	identity := func(_ context.Context, b transport.Batch) (transport.Batch, error) { return b, nil }
-	runErr := eng.Run(context.Background(), src, identity, eng.SinkTo(e.sink))
-	if runErr == nil || !errors.Is(runErr, spool.ErrDiskFull) {
-		t.Fatalf("engine run with the downstream down and the spool's disk full = %v, want an error matching spool.ErrDiskFull", runErr)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- eng.Run(context.Background(), src, identity, eng.SinkTo(e.sink, engine.WithBackoff(time.Millisecond, 20*time.Millisecond)))
+	}()
+
+	// The disk fills: the sink reports it, the engine waits in its sink.
+	deadline := time.Now().Add(15 * time.Second)
+	for !errors.Is(e.sink.Health(context.Background()), spool.ErrDiskFull) {
+		select {
+		case err := <-runDone:
+			t.Fatalf("the engine stopped before the disk filled: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spool's disk never filled")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	committed := int(src.Committed())
-	spooled := int(e.sink.Spool().Len())
-	t.Logf("committed %d of %d records, %d spooled, run error: %v", committed, total, spooled, runErr)
-	if committed == 0 || committed >= total {
-		t.Fatalf("committed %d of %d records: the disk should have filled part-way", committed, total)
+	committed, spooled := int(src.Committed()), int(e.sink.Spool().Len())
+	t.Logf("disk full: committed %d of %d records, %d spooled", committed, total, spooled)
+	if committed >= total || committed > spooled {
+		t.Fatalf("disk full: committed %d of %d records with %d in the spool", committed, total, spooled)
 	}
-	if spooled < committed {
-		t.Fatalf("the engine committed %d records but only %d are in the spool", committed, spooled)
+	time.Sleep(50 * time.Millisecond) // several sink retries, all refused
+	select {
+	case err := <-runDone:
+		t.Fatalf("the engine stopped on a full disk instead of waiting: %v", err)
+	default:
 	}
-	if err := e.sink.Health(context.Background()); !errors.Is(err, spool.ErrDiskFull) {
-		t.Fatalf("Health with the spool's disk full = %v, want the disk-full error", err)
+	if c := int(src.Committed()); c > int(e.sink.Spool().Len()) {
+		t.Fatalf("committed %d records with %d in the spool", c, e.sink.Spool().Len())
 	}
 
-	// Still full: a direct send fails too. (What is left of the space
-	// reserved in the segment may take the first of these records: they
-	// are then spooled, and delivered later.)
-	whileFull := make([]string, 20)
-	for i := range whileFull {
-		whileFull[i] = "while-full-" + diskFullPayload(i)
-	}
-	if err := e.sink.SendBatch(directCtx(), records(whileFull)); !errors.Is(err, spool.ErrDiskFull) {
-		t.Fatalf("SendBatch of 20 KiB on a full disk = %v", err)
-	}
-	took := int(e.sink.Spool().Len()) - spooled
-
-	// Space is back: records are spooled again, the downstream still down.
+	// Space is back: the engine goes on and commits everything.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	after := payloads("after", 0, 20)
-	sendAll(t, e.sink, after, 5)
-	if got := int(e.sink.Spool().Len()); got != spooled+took+len(after) {
-		t.Fatalf("spool holds %d records after space was freed, want %d", got, spooled+took+len(after))
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Fatalf("engine run after space came back: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the engine did not finish after space came back")
+	}
+	if c := int(src.Committed()); c != total {
+		t.Fatalf("committed %d of %d records", c, total)
 	}
 	if err := e.sink.Health(context.Background()); errors.Is(err, spool.ErrDiskFull) {
 		t.Fatalf("Health still reports the full disk: %v", err)
 	}
 
-	// The downstream recovers: it receives every committed record, in
-	// order, then the rest of what was spooled.
+	// The downstream recovers: every record once, in order (a wrong index
+	// in the sink's partial failures would show as a duplicate or a gap).
 	d.setDown(false)
 	e.clock.Advance(time.Minute)
-	want := make([]string, 0, spooled+took+len(after))
-	for i := range spooled {
-		want = append(want, string(in[i]))
+	if got := d.waitFor(t, total); !slices.Equal(got, in) {
+		t.Fatalf("downstream received %d records, not the %d sent in order", len(got), total)
 	}
-	want = append(want, whileFull[:took]...)
-	want = append(want, after...)
-	got := d.waitFor(t, len(want))
-	if !slices.Equal(got, want) {
-		t.Fatalf("downstream received %d records, not the %d spooled ones in order", len(got), len(want))
+	assertExactlyOnce(t, d, in)
+}
+
+// A batch that the spool takes only in part fails with a
+// *transport.BatchError naming, by their index in the batch, only the
+// records it did not take, as backpressure.
+func TestDiskFullPartialBatchNamesTheRest(t *testing.T) {
+	mnt := keeltest.MountTmpfs(t, 512<<10)
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, bytes.Repeat([]byte{'f'}, 440<<10), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	assertExactlyOnce(t, d, want)
+	cfg := testConfig(filepath.Join(mnt, "spool"))
+	cfg.Spool.Sync = spool.SyncInterval
+	cfg.Spool.SegmentBytes = 32 << 10
+	cfg.Breaker = breaker.Config{FailureThreshold: 1, OpenTimeout: time.Minute}
+	d := newFakeDown(100)
+	d.setDown(true)
+	e := newEnv(t, cfg, d, &memDLQ{})
+	ps := make([]string, 150)
+	for i := range ps {
+		ps[i] = diskFullPayload(i)
+	}
+	err := e.sink.SendBatch(directCtx(), records(ps))
+	var be *transport.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("SendBatch of 150 KiB with some 70 KiB free = %v, want a *transport.BatchError", err)
+	}
+	took := int(e.sink.Spool().Len())
+	if took == 0 || took == len(ps) || len(be.Failed) != len(ps)-took {
+		t.Fatalf("spool took %d of %d, the error names %d", took, len(ps), len(be.Failed))
+	}
+	for k, f := range be.Failed {
+		if f.Index != took+k || !errors.Is(f.Err, spool.ErrDiskFull) || transport.Classify(f.Err) != transport.Backpressure {
+			t.Fatalf("failed[%d] = index %d, %v (class %v); want index %d, disk full, backpressure", k, f.Index, f.Err, transport.Classify(f.Err), took+k)
+		}
+	}
 }

@@ -21,7 +21,11 @@
 // A whole-call failure or timeout counts as a breaker failure; backpressure
 // (the downstream is up but full) does not. SendBatch returns an error only
 // when the spool cannot take the records (tiered.spool.full_policy error,
-// a broken spool, after Close), so the input is then not committed.
+// a full disk, a broken spool, after Close), so the input is then not
+// committed. When the spool took part of the batch, the error is a
+// *transport.BatchError naming only the records it did not take; a full
+// disk is backpressure, so the engine's sink waits and sends those again
+// (the pipeline pauses until space is back), anything else is fatal.
 //
 // # What "durable" means when SendBatch returns
 //

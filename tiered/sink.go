@@ -245,7 +245,7 @@ func (s *Sink) SendBatch(ctx context.Context, records []transport.Record) error 
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.spooling {
-			return s.toSpool(ctx, records, spoolOrdering)
+			return s.toSpool(ctx, records, nil, spoolOrdering)
 		}
 	}
 	t, err := s.br.Allow()
@@ -253,20 +253,22 @@ func (s *Sink) SendBatch(ctx context.Context, records []transport.Record) error 
 		if strict {
 			s.spooling = true
 		}
-		return s.toSpool(ctx, records, spoolOpen)
+		return s.toSpool(ctx, records, nil, spoolOpen)
 	}
-	rest, reason := s.direct(ctx, t, records)
+	rest, idx, reason := s.direct(ctx, t, records)
 	if len(rest) == 0 {
 		return nil
 	}
 	if strict {
 		s.spooling = true
 	}
-	return s.toSpool(ctx, rest, reason)
+	return s.toSpool(ctx, rest, idx, reason)
 }
 
-// direct sends records and returns those not accepted, with the reason.
-func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport.Record) ([]transport.Record, string) {
+// direct sends records and returns those not accepted, with the reason;
+// idx holds their indices in records, or is nil when none was accepted
+// (rest is then records).
+func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport.Record) (rest []transport.Record, idx []int, reason string) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	err := s.down.SendBatch(sctx, records)
 	timedOut := sctx.Err() != nil && ctx.Err() == nil
@@ -274,30 +276,32 @@ func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport
 	if err == nil {
 		t.Success()
 		s.cDirect.Add(float64(len(records)))
-		return nil, ""
+		return nil, nil, ""
 	}
 	failed, ok := failedIndices(err, len(records))
 	if !ok {
 		switch {
 		case ctx.Err() != nil:
 			t.Ignore()
-			return records, spoolFailure
+			return records, nil, spoolFailure
 		case timedOut || errors.Is(err, transport.ErrTimeout):
 			t.Failure()
-			return records, spoolTimeout
+			return records, nil, spoolTimeout
 		case transport.Classify(err) == transport.Backpressure:
 			t.Ignore()
-			return records, spoolBackpressur
+			return records, nil, spoolBackpressur
 		default:
 			t.Failure()
 			s.noteDownErr(err)
-			return records, spoolFailure
+			return records, nil, spoolFailure
 		}
 	}
-	rest := make([]transport.Record, 0, len(failed))
+	rest = make([]transport.Record, 0, len(failed))
+	idx = make([]int, 0, len(failed))
 	allBP := true
 	for _, f := range failed {
 		rest = append(rest, records[f.Index])
+		idx = append(idx, f.Index)
 		if !errors.Is(f.Err, transport.ErrBackpressure) {
 			allBP = false
 		}
@@ -306,15 +310,15 @@ func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport
 	switch {
 	case allBP:
 		t.Ignore()
-		return rest, spoolBackpressur
+		return rest, idx, spoolBackpressur
 	case len(rest) == len(records):
 		t.Failure()
-		return rest, spoolFailure
+		return rest, nil, spoolFailure
 	default:
 		// The downstream answered and took some: it is up; the rest are
 		// per-record problems the drainer sorts out.
 		t.Success()
-		return rest, spoolRejected
+		return rest, idx, spoolRejected
 	}
 }
 
@@ -363,8 +367,12 @@ func failedIndices(err error, n int) ([]transport.FailedRecord, bool) {
 	return sorted, true
 }
 
-// toSpool appends records to the spool.
-func (s *Sink) toSpool(ctx context.Context, records []transport.Record, reason string) error {
+// toSpool appends records to the spool. idx holds their indices in the
+// batch given to SendBatch, nil when records is that batch. When only some
+// could be spooled, the error is a *transport.BatchError naming the others
+// by those indices, so that the engine sends again only what the spool did
+// not take.
+func (s *Sink) toSpool(ctx context.Context, records []transport.Record, idx []int, reason string) error {
 	size := 0
 	for _, r := range records {
 		size += encodedSize(r)
@@ -399,8 +407,7 @@ func (s *Sink) toSpool(ctx context.Context, records []transport.Record, reason s
 			i++
 		default:
 			s.lastErr.Store(&errBox{err: err})
-			return transport.NewError(transport.ErrSend, s.Name(), "spool",
-				fmt.Errorf("downstream unavailable and %d records could not be spooled to %s (see tiered.spool.max_bytes, full_policy and the disk): %w", len(payloads)-i, s.sp.Dir(), err))
+			return s.unspooled(len(records), idx, i, err)
 		}
 	}
 	// Under the interval and never policies the spool buffers appends:
@@ -413,6 +420,32 @@ func (s *Sink) toSpool(ctx context.Context, records []transport.Record, reason s
 	}
 	s.lastErr.Store(nil)
 	return nil
+}
+
+// unspooled is the error of SendBatch when records from on of a spool
+// append of n could not be spooled: a full disk is backpressure (the
+// engine waits and sends them again; space may come back), any other
+// failure is fatal. It names the failed records by their index in the
+// batch (idx, or the identity when nil) unless none of the batch was taken.
+func (s *Sink) unspooled(n int, idx []int, from int, err error) error {
+	kind := transport.ErrSend
+	if errors.Is(err, spool.ErrDiskFull) {
+		kind = transport.ErrBackpressure
+	}
+	cause := transport.NewError(kind, s.Name(), "spool",
+		fmt.Errorf("downstream unavailable and %d records could not be spooled to %s (see tiered.spool.max_bytes, full_policy and the disk): %w", n-from, s.sp.Dir(), err))
+	if from == 0 && idx == nil {
+		return cause
+	}
+	be := &transport.BatchError{Failed: make([]transport.FailedRecord, 0, n-from)}
+	for k := from; k < n; k++ {
+		i := k
+		if idx != nil {
+			i = idx[k]
+		}
+		be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: cause})
+	}
+	return be
 }
 
 type deadItem struct {
