@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/health"
 	"github.com/keel-go/keel/logging"
+	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/secrets"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/file"
@@ -166,26 +168,25 @@ func decodeInmem(tc TransportContext) (inmem.Config, error) {
 }
 
 func decodeFile(tc TransportContext) (file.Config, error) {
-	var c file.Config
-	if err := tc.Decode(&c); err != nil {
-		return c, err
-	}
-	if err := c.Validate(); err != nil {
-		return c, &SectionError{Key: tc.Key, Err: rekey(err, file.Section, tc.Key)}
-	}
-	c.Metrics, c.Logger = tc.Runtime.reg, tc.Runtime.log
-	return c, nil
+	return decodeLocal(tc, file.Section, func(c *file.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log })
 }
 
 func decodePipe(tc TransportContext) (pipe.Config, error) {
-	var c pipe.Config
+	return decodeLocal(tc, pipe.Section, func(c *pipe.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log })
+}
+
+// decodeLocal decodes tc's sub-section into a C, validates it with the
+// keys named under tc.Key instead of the package's own section, and lets
+// attach give it the runtime's metrics registry and logger.
+func decodeLocal[C interface{ Validate() error }](tc TransportContext, section string, attach func(*C, *metrics.Registry, *slog.Logger)) (C, error) {
+	var c C
 	if err := tc.Decode(&c); err != nil {
 		return c, err
 	}
 	if err := c.Validate(); err != nil {
-		return c, &SectionError{Key: tc.Key, Err: rekey(err, pipe.Section, tc.Key)}
+		return c, &SectionError{Key: tc.Key, Err: rekey(err, section, tc.Key)}
 	}
-	c.Metrics, c.Logger = tc.Runtime.reg, tc.Runtime.log
+	attach(&c, tc.Runtime.reg, tc.Runtime.log)
 	return c, nil
 }
 
