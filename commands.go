@@ -27,6 +27,7 @@ import (
 	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport/file"
+	"github.com/keel-go/keel/transport/httptransport"
 	"github.com/keel-go/keel/transport/kafka"
 	"github.com/keel-go/keel/transport/pipe"
 )
@@ -347,6 +348,7 @@ func metricsManifest(ctx context.Context, app *App, o *options, stdout io.Writer
 func registerComponentMetrics(reg *metrics.Registry) {
 	file.RegisterMetrics(reg)
 	pipe.RegisterMetrics(reg)
+	httptransport.RegisterMetrics(reg)
 	kafka.RegisterMetrics(reg)
 	dlq.RegisterMetrics(reg)
 	tiered.RegisterMetrics(reg)

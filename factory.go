@@ -18,6 +18,7 @@ import (
 	"github.com/keel-go/keel/secrets"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/file"
+	"github.com/keel-go/keel/transport/httptransport"
 	"github.com/keel-go/keel/transport/inmem"
 	"github.com/keel-go/keel/transport/pipe"
 )
@@ -27,6 +28,10 @@ const (
 	TransportInmem = "inmem"
 	TransportFile  = "file"
 	TransportPipe  = "pipe"
+	// TransportHTTP is the built-in HTTP transport type (package
+	// transport/httptransport): a receiver serving a POST endpoint, a
+	// sender posting batches.
+	TransportHTTP = "http"
 )
 
 // TransportBuilder builds the receiver and the sender of one transport
@@ -106,46 +111,12 @@ func (rt *Runtime) builtinTransports() map[string]TransportBuilder {
 			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) { return rt.inmemQueue(tc) },
 			Sender:   func(_ context.Context, tc TransportContext) (transport.Sender, error) { return rt.inmemQueue(tc) },
 		},
-		TransportFile: {
-			Validate: func(tc TransportContext) error {
-				_, err := decodeFile(tc)
-				return err
-			},
-			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) {
-				c, err := decodeFile(tc)
-				if err != nil {
-					return nil, err
-				}
-				return file.NewReceiver(c)
-			},
-			Sender: func(_ context.Context, tc TransportContext) (transport.Sender, error) {
-				c, err := decodeFile(tc)
-				if err != nil {
-					return nil, err
-				}
-				return file.NewSender(c)
-			},
-		},
-		TransportPipe: {
-			Validate: func(tc TransportContext) error {
-				_, err := decodePipe(tc)
-				return err
-			},
-			Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) {
-				c, err := decodePipe(tc)
-				if err != nil {
-					return nil, err
-				}
-				return pipe.NewReceiver(c)
-			},
-			Sender: func(_ context.Context, tc TransportContext) (transport.Sender, error) {
-				c, err := decodePipe(tc)
-				if err != nil {
-					return nil, err
-				}
-				return pipe.NewSender(c)
-			},
-		},
+		TransportFile: localBuilder(file.Section, func(c *file.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
+			file.NewReceiver, file.NewSender),
+		TransportPipe: localBuilder(pipe.Section, func(c *pipe.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
+			pipe.NewReceiver, pipe.NewSender),
+		TransportHTTP: localBuilder(httptransport.Section, func(c *httptransport.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
+			httptransport.NewReceiver, httptransport.NewSender),
 	}
 }
 
@@ -167,12 +138,31 @@ func decodeInmem(tc TransportContext) (inmem.Config, error) {
 	return c, nil
 }
 
-func decodeFile(tc TransportContext) (file.Config, error) {
-	return decodeLocal(tc, file.Section, func(c *file.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log })
-}
-
-func decodePipe(tc TransportContext) (pipe.Config, error) {
-	return decodeLocal(tc, pipe.Section, func(c *pipe.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log })
+// localBuilder is the builder of a transport type whose settings are
+// one sub-section decoded into a C (file, pipe, http): newReceiver and
+// newSender build from it, once decodeLocal decoded and validated it.
+func localBuilder[C interface{ Validate() error }, R transport.Receiver, S transport.Sender](section string,
+	attach func(*C, *metrics.Registry, *slog.Logger), newReceiver func(C) (R, error), newSender func(C) (S, error)) TransportBuilder {
+	return TransportBuilder{
+		Validate: func(tc TransportContext) error {
+			_, err := decodeLocal(tc, section, attach)
+			return err
+		},
+		Receiver: func(_ context.Context, tc TransportContext) (transport.Receiver, error) {
+			c, err := decodeLocal(tc, section, attach)
+			if err != nil {
+				return nil, err
+			}
+			return newReceiver(c)
+		},
+		Sender: func(_ context.Context, tc TransportContext) (transport.Sender, error) {
+			c, err := decodeLocal(tc, section, attach)
+			if err != nil {
+				return nil, err
+			}
+			return newSender(c)
+		},
+	}
 }
 
 // decodeLocal decodes tc's sub-section into a C, validates it with the
@@ -271,7 +261,7 @@ func (rt *Runtime) checkTransport(section string) error {
 }
 
 // Receiver builds a receiver from a transport section ("" means
-// "transport"): its type key picks the builder (kafka, inmem, file, pipe,
+// "transport"): its type key picks the builder (kafka, http, inmem, file, pipe,
 // and those added with WithTransport), which reads its settings from the
 // sub-section of the type's name (transport.file, ...). A missing or
 // unknown type is an error listing the known ones.

@@ -28,7 +28,7 @@ func TestFactoryTypeErrorsListKnownTypes(t *testing.T) {
 		if _, err := rt.Receiver(ctx, "input"); !errors.Is(err, keel.ErrUnknownTransport) {
 			return errors.New("unknown type: " + errString(err))
 		} else {
-			for _, want := range []string{"input.type", "carrier_pigeon", "file, inmem, kafka, pipe"} {
+			for _, want := range []string{"input.type", "carrier_pigeon", "file, http, inmem, kafka, pipe"} {
 				if !strings.Contains(err.Error(), want) {
 					return errors.New("the error lacks " + want + ": " + err.Error())
 				}
@@ -38,7 +38,7 @@ func TestFactoryTypeErrorsListKnownTypes(t *testing.T) {
 			!strings.Contains(err.Error(), "nowhere.type is not set") || !strings.Contains(err.Error(), "KEELTEST_NOWHERE__TYPE") {
 			return errors.New("missing type: " + errString(err))
 		}
-		if got := strings.Join(rt.TransportTypes(), ","); got != "file,inmem,kafka,pipe" {
+		if got := strings.Join(rt.TransportTypes(), ","); got != "file,http,inmem,kafka,pipe" {
 			return errors.New("types " + got)
 		}
 		return nil

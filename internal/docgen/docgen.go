@@ -30,7 +30,7 @@ const UpdateCommand = "go run ./internal/docgen/cmd/docgen"
 
 // TransportTypes are the built-in transport types whose sub-sections
 // configuration.md lists.
-var TransportTypes = []string{keel.TransportFile, keel.TransportInmem, keel.TransportKafka, keel.TransportPipe}
+var TransportTypes = []string{keel.TransportFile, keel.TransportHTTP, keel.TransportInmem, keel.TransportKafka, keel.TransportPipe}
 
 // envPrefix is the environment prefix the generator's config loads use.
 // It names no real deployment, so that variables of the machine running
