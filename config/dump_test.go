@@ -15,6 +15,7 @@ func TestIsSensitiveKey(t *testing.T) {
 		"password", "db_password", "DB_PASSWORD", "dbPassword", "passwd", "passphrase",
 		"secret", "client_secret", "secrets", "token", "access_token", "accessToken", "authtoken",
 		"key", "api_key", "apiKey", "APIKey", "apikey", "private_key", "privateKey", "keys", "api_keys", "ssh_keys", "signingKeys",
+		"key_header_secret", "header_key", "key_file",
 		"credential", "credentials", "aws_credentials_file", "auth", "oauth", "basic_auth",
 		"authorization", "authentication", "private", "cert", "tls_cert_path", "client-cert",
 		"cacert", "certificate", "dsn", "sentry_dsn", "connection_string", "connectionString",
@@ -25,6 +26,7 @@ func TestIsSensitiveKey(t *testing.T) {
 		"keyboard", "monkey", "author", "authority", "host", "port", "brokers", "hotkeys_enabled",
 		"log_level", "timeout", "concert", "tokenizer", "passenger", "database.host", "kafka.topic",
 		"", "MYAPP_LOG_LEVEL", "keyspace", "turkey", "intern_keys", "batch_processing.intern_keys", "sort_keys",
+		"key_header", "input.http.key_header", "keyHeader", "key_field", "partition_key_column",
 	}
 	for _, k := range sensitive {
 		if !IsSensitiveKey(k) {

@@ -33,6 +33,12 @@ func sensitiveSegment(seg string) bool {
 	var joined strings.Builder
 	ws := words(seg)
 	for i, w := range ws {
+		// "key" before a word that names where a key is read from
+		// ("key_header", "key_field") names a place, not key material.
+		if w == "key" && i+1 < len(ws) && keySources[ws[i+1]] {
+			joined.WriteString(w)
+			continue
+		}
 		if sensitiveWord(w) {
 			return true
 		}
@@ -57,6 +63,9 @@ var keyQualifiers = map[string]bool{
 	"signing": true, "encryption": true, "master": true, "ssh": true, "hmac": true,
 	"shared": true, "client": true, "tls": true, "crypto": true, "license": true,
 }
+
+// keySources follow "key" in the name of where a record key is read from.
+var keySources = map[string]bool{"header": true, "field": true, "column": true}
 
 // Words that are sensitive only as a whole word.
 var sensitiveWords = map[string]bool{
