@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/transport"
 )
@@ -84,42 +85,6 @@ func newDLQ(t testing.TB, cfg dlq.Config, opts dlq.Options) (*dlq.DLQ, *metrics.
 	return q, opts.Metrics
 }
 
-// metricValue sums the series of a metric whose labels include want.
-func metricValue(t testing.TB, reg *metrics.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gatherer().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
-}
-
 // readDir reads every entry of every dlq file in dir, in file order.
 func readDir(t testing.TB, dir string) []dlq.Entry {
 	t.Helper()
@@ -161,6 +126,12 @@ func entries(from, n int) []dlq.Entry {
 		out[i] = entry(from + i)
 	}
 	return out
+}
+
+// metricValue sums the series of a metric whose labels include want.
+func metricValue(t testing.TB, reg *metrics.Registry, name string, want map[string]string) float64 {
+	t.Helper()
+	return keeltest.MetricValue(t, reg.Gatherer(), name, want)
 }
 
 // reasons returns the reasons of es, in order.

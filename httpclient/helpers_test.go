@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/keel-go/keel/httpclient"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -136,45 +135,6 @@ func get(t *testing.T, c *httpclient.Client, url string) (*http.Response, error)
 	return resp, err
 }
 
-// metricValue returns the value of the series of name with exactly labels
-// (a counter's value, or a histogram's sample count), 0 when absent.
-func metricValue(t *testing.T, reg *metrics.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gatherer().Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if !labelsMatch(m, labels) {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return 0
-}
-
-func labelsMatch(m *dto.Metric, want map[string]string) bool {
-	if len(m.GetLabel()) != len(want) {
-		return false
-	}
-	for _, l := range m.GetLabel() {
-		if want[l.GetName()] != l.GetValue() {
-			return false
-		}
-	}
-	return true
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // refusedAddr returns a loopback address nothing listens on.
@@ -190,3 +150,10 @@ func refusedAddr(t *testing.T) string {
 }
 
 func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
+// metricValue returns the value of the series of name with labels (a
+// counter's value, or a histogram's sample count), 0 when absent.
+func metricValue(t *testing.T, reg *metrics.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	return keeltest.MetricValue(t, reg.Gatherer(), name, labels)
+}

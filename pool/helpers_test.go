@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -32,36 +33,6 @@ func newTestPool(t testing.TB, cfg Config) (*Pool, *metrics.Registry) {
 	}
 	t.Cleanup(p.Close)
 	return p, reg
-}
-
-// metricValue reads one series of a keel_pool_* metric from reg; for a
-// histogram it returns the sample count.
-func metricValue(t testing.TB, reg *metrics.Registry, name, pool string) float64 {
-	t.Helper()
-	mfs, err := reg.Gatherer().Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelValue(m, "pool") != pool {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	t.Fatalf("metric %s{pool=%q} not found", name, pool)
-	return 0
 }
 
 func labelValue(m *dto.Metric, name string) string {
@@ -172,4 +143,11 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// metricValue reads the series of a keel_pool_* metric of pool from reg;
+// for a histogram it returns the sample count.
+func metricValue(t testing.TB, reg *metrics.Registry, name, pool string) float64 {
+	t.Helper()
+	return keeltest.MetricValue(t, reg.Gatherer(), name, map[string]string{"pool": pool})
 }
