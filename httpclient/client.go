@@ -199,13 +199,13 @@ func (c *Client) Config() Config {
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // Do sends req, whose context bounds the whole call, and retries it on a
-// connection error, a timeout of the attempt, 408, 429 and retryable 5xx
-// (see Retryable), waiting with exponential backoff and jitter, or as long
-// as the response's Retry-After asks (capped by max_retry_after).
+// connection error, a timeout of the attempt, 408, 429 and every 5xx (see
+// Retryable), waiting with exponential backoff and jitter, or as long as
+// the response's Retry-After asks (capped by max_retry_after).
 //
 // It returns the response of the first attempt that is not retried,
-// whatever its status (2xx, 3xx that was not followed, 4xx, 501): the
-// caller reads and closes its body. When every attempt failed it returns an
+// whatever its status (2xx, 3xx that was not followed, 4xx): the caller
+// reads and closes its body. When every attempt failed it returns an
 // *ExhaustedError with the last status or cause; when the context ends or
 // the next wait would pass its deadline, a *RequestError that matches the
 // context's error. On any error the request body is closed.

@@ -27,13 +27,11 @@
 //
 // An attempt is retried when it fails to connect, is reset or closed early,
 // runs out of its timeout, or gets 408 Request Timeout, 429 Too Many
-// Requests or a 5xx status other than 501 Not Implemented and 505 HTTP
-// Version Not Supported: those two say the server lacks a feature, which no
-// retry changes. Every other status (1xx to 4xx, 501, 505) is the answer
-// and is returned at once, as are certificate errors and too many
-// redirects. Every method is retried, POST included: make non-idempotent
-// calls safe to repeat, with an idempotency key for example, or set
-// max_attempts to 1.
+// Requests or any 5xx status, 501 and 505 included. Every other status (1xx
+// to 4xx) is the answer and is returned at once, as are certificate errors
+// and too many redirects. Every method is retried, POST included: make
+// non-idempotent calls safe to repeat, with an idempotency key for example,
+// or set max_attempts to 1.
 //
 // The wait before retry n is initial_backoff·2^(n-1), capped at
 // max_backoff, drawn between half and all of that value. A retried response

@@ -44,10 +44,10 @@ var (
 )
 
 // ExhaustedError reports a request that failed on each of its attempts with
-// a retryable outcome (a connection error, a timeout, 408, 429 or a
-// retryable 5xx) until max_attempts ran out. It matches ErrExhausted and,
-// when the last attempt got no response, its cause. Its text never holds a
-// user name, password or sensitive query value of the URL.
+// a retryable outcome (a connection error, a timeout, 408, 429 or a 5xx)
+// until max_attempts ran out. It matches ErrExhausted and, when the last
+// attempt got no response, its cause. Its text never holds a user name,
+// password or sensitive query value of the URL.
 type ExhaustedError struct {
 	// Method is the request method.
 	Method string
@@ -128,7 +128,7 @@ func (e *RequestError) Error() string {
 func (e *RequestError) Unwrap() error { return e.Err }
 
 // StatusError reports a response outside 2xx that DoJSON does not retry
-// (400, 401, 404, 501, ...). It matches ErrStatus.
+// (400, 401, 404, ...). It matches ErrStatus.
 type StatusError struct {
 	// Method is the request method.
 	Method string

@@ -26,15 +26,15 @@ const (
 	Reason408 = "408"
 	// Reason429: the server answered 429 Too Many Requests.
 	Reason429 = "429"
-	// Reason5xx: the server answered a retryable 5xx (see Retryable).
+	// Reason5xx: the server answered a 5xx status.
 	Reason5xx = "5xx"
 )
 
 // Retryable reports whether a response status is retried: 408 Request
-// Timeout, 429 Too Many Requests and every 5xx except 501 Not Implemented
-// and 505 HTTP Version Not Supported, which say the server lacks a feature
-// and will answer the same way every time. Everything else (1xx-4xx) is
-// final.
+// Timeout, 429 Too Many Requests and every 5xx, 501 Not Implemented and 505
+// HTTP Version Not Supported included (a server error may come from a
+// proxy or an instance being replaced, and max_attempts bounds the cost
+// when it does not go away). Everything else (1xx-4xx) is final.
 func Retryable(status int) bool {
 	_, ok := statusReason(status)
 	return ok
@@ -48,8 +48,6 @@ func statusReason(status int) (string, bool) {
 		return Reason408, true
 	case status == http.StatusTooManyRequests:
 		return Reason429, true
-	case status == http.StatusNotImplemented, status == http.StatusHTTPVersionNotSupported:
-		return "", false
 	case status >= 500 && status <= 599:
 		return Reason5xx, true
 	}

@@ -32,6 +32,9 @@ func TestRetryOnlyOnRetryableStatuses(t *testing.T) {
 		{http.StatusServiceUnavailable, true},
 		{http.StatusGatewayTimeout, true},
 		{599, true},
+		{http.StatusNotImplemented, true},
+		{http.StatusHTTPVersionNotSupported, true},
+		{http.StatusNetworkAuthenticationRequired, true},
 		{http.StatusOK, false},
 		{http.StatusNoContent, false},
 		{http.StatusNotModified, false},
@@ -41,8 +44,8 @@ func TestRetryOnlyOnRetryableStatuses(t *testing.T) {
 		{http.StatusNotFound, false},
 		{http.StatusConflict, false},
 		{http.StatusUnprocessableEntity, false},
-		{http.StatusNotImplemented, false},
-		{http.StatusHTTPVersionNotSupported, false},
+		{499, false},
+		{600, false},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {

@@ -93,6 +93,34 @@ func TestResolveVaultEnvironment(t *testing.T) {
 					t.Fatalf("%+v token=%q", r.VaultConfig, r.Auth.Token.Expose())
 				}
 			}},
+		{name: "VAULT_ wins over OPENBAO_ and BAO_ for AppRole and CA", ok: true, env: map[string]string{
+			"VAULT_ADDR":    "http://v:8200",
+			"VAULT_ROLE_ID": "role-v", "OPENBAO_ROLE_ID": "role-o", "BAO_ROLE_ID": "role-b",
+			"VAULT_SECRET_ID": "sid-v", "OPENBAO_SECRET_ID": "sid-o", "BAO_SECRET_ID": "sid-b",
+			"VAULT_CACERT": "/v.pem", "OPENBAO_CACERT": "/o.pem", "BAO_CACERT": "/b.pem", "VAULT_CA_CERT": "/alias.pem"},
+			check: func(t *testing.T, r resolvedVault) {
+				if r.Auth.Method != AuthAppRole || r.Auth.RoleID != "role-v" || r.Auth.SecretID.Expose() != "sid-v" || r.CACert != "/v.pem" {
+					t.Fatalf("%+v secret_id=%q", r.VaultConfig, r.Auth.SecretID.Expose())
+				}
+			}},
+		{name: "OPENBAO_ wins over BAO_ for AppRole", ok: true, env: map[string]string{
+			"BAO_ADDR":        "http://b:8200",
+			"OPENBAO_ROLE_ID": "role-o", "BAO_ROLE_ID": "role-b",
+			"OPENBAO_SECRET_ID": "sid-o", "BAO_SECRET_ID": "sid-b"},
+			check: func(t *testing.T, r resolvedVault) {
+				if r.Auth.RoleID != "role-o" || r.Auth.SecretID.Expose() != "sid-o" {
+					t.Fatalf("%+v secret_id=%q", r.VaultConfig, r.Auth.SecretID.Expose())
+				}
+			}},
+		{name: "VAULT_ wins over OPENBAO_ and BAO_ for Kubernetes and skip verify", ok: true, env: map[string]string{
+			"VAULT_ADDR":     "http://v:8200",
+			"VAULT_K8S_ROLE": "k-v", "OPENBAO_K8S_ROLE": "k-o", "BAO_K8S_ROLE": "k-b",
+			"VAULT_SKIP_VERIFY": "false", "OPENBAO_SKIP_VERIFY": "true", "BAO_SKIP_VERIFY": "true"},
+			check: func(t *testing.T, r resolvedVault) {
+				if r.Auth.Method != AuthKubernetes || r.Auth.Role != "k-v" || r.SkipVerify {
+					t.Fatalf("%+v", r.VaultConfig)
+				}
+			}},
 		{name: "BAO_ alone", ok: true, env: map[string]string{"BAO_ADDR": "http://b:8200", "BAO_ROLE_ID": "r", "BAO_SECRET_ID": "s"},
 			check: func(t *testing.T, r resolvedVault) {
 				if r.Address != "http://b:8200" || r.Auth.Method != AuthAppRole || r.Auth.RoleID != "r" || r.Auth.SecretID.Expose() != "s" || r.Auth.Mount != "approle" {

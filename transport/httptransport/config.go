@@ -113,7 +113,8 @@ type Config struct {
 	KeyHeader string `koanf:"key_header"`
 	// CopyHeaders lists request headers copied to every record of the
 	// request, under the name as written here, one record header per
-	// value.
+	// value. The trace headers (traceparent, tracestate, baggage and those
+	// of the global propagator) are copied whether listed or not.
 	CopyHeaders []string `koanf:"copy_headers"`
 
 	// URL is where the Sender posts. Required for a Sender.
@@ -121,7 +122,8 @@ type Config struct {
 	// Timeout bounds one Sender request, response included. Default 30 s.
 	Timeout time.Duration `koanf:"timeout"`
 	// Headers are static request headers the Sender adds. Content-Type is
-	// set by Framing and Authorization by BearerToken, overriding these.
+	// set by Framing, Authorization by BearerToken and the trace headers
+	// by the send's context, overriding these.
 	Headers map[string]string `koanf:"headers"`
 	// BearerToken, when set, is sent as "Authorization: Bearer <token>".
 	// It is never logged nor put in an error.

@@ -25,11 +25,19 @@
 // the header named by Config.KeyHeader becomes the record key and the
 // headers listed in Config.CopyHeaders become record headers.
 //
+// Trace context crosses the hop whatever Config.CopyHeaders says: the
+// request's traceparent, tracestate and baggage headers (and any other
+// header the global OpenTelemetry propagator uses) are copied to every
+// record of the request, so the engine's block span (telemetry.StartBlock)
+// continues the sender's trace; several lines of one header are joined
+// with ",".
+//
 // Accepted records wait in a queue of Config.QueueRecords (10 000) records
 // for Recv; a request that does not fit gets 503 with Retry-After
-// (Config.RetryAfter, 1 s, rounded up to whole seconds). Recv returns
-// batches under transport.Limits and waits at most Config.RecvTimeout for
-// the first record (zero: until one arrives).
+// (Config.RetryAfter, 1 s, rounded up to whole seconds). Receiver.QueueFill
+// reports the queue's fill in records, from 0 to 1, for the scaling
+// signal. Recv returns batches under transport.Limits and waits at most
+// Config.RecvTimeout for the first record (zero: until one arrives).
 //
 // Guarantees, by Config.AckMode:
 //
@@ -71,8 +79,15 @@
 // restarting receiver looks like this. A payload that cannot be framed
 // (ErrUnframable: a newline in an "ndjson" payload, a payload that is not
 // one JSON value for "json_array", an empty one) is refused at its index in
-// a *transport.BatchError, and the other records are sent. Record keys,
-// headers and timestamps are not sent.
+// a *transport.BatchError, and the other records are sent.
+//
+// Each request carries the trace context of the send's ctx, injected by
+// the global propagator (traceparent, tracestate and baggage with keel's
+// default). When ctx holds no span and every record of the request carries
+// the same trace headers (always true with "single" framing, one record
+// per request), the records' own traceparent, tracestate and baggage are
+// sent, so a relay without tracing keeps the upstream trace. Record keys,
+// other record headers and timestamps are not sent.
 //
 // Metrics (namespace keel, subsystem http, group transport):
 // requests_total{code}, received_records_total, received_bytes_total,

@@ -56,7 +56,10 @@ type chunk struct {
 // Each request to Config.Path is read whole (at most
 // Config.MaxBodyBytes), split into records by Config.Framing, and put in
 // a bounded in-memory queue that Recv takes from. When the client is
-// answered depends on Config.AckMode: see AckCommit and AckEnqueue.
+// answered depends on Config.AckMode: see AckCommit and AckEnqueue. Every
+// record carries the request's trace headers (traceparent, tracestate,
+// baggage), so the span of the block that processes it joins the sender's
+// trace.
 //
 // Answers: 200 when accepted (and, in commit mode, committed); 400 for an
 // empty or malformed body, with the reason; 405 for a method other than
@@ -88,8 +91,9 @@ type Receiver struct {
 }
 
 var (
-	_ transport.Receiver = (*Receiver)(nil)
-	_ governor.Actuator  = (*Receiver)(nil)
+	_ transport.Receiver               = (*Receiver)(nil)
+	_ governor.Actuator                = (*Receiver)(nil)
+	_ interface{ QueueFill() float64 } = (*Receiver)(nil)
 )
 
 // NewReceiver validates cfg, listens on Config.Listen and starts serving.
@@ -318,9 +322,10 @@ func formatOf(ctype string) codec.Format {
 	}
 }
 
-// stamp sets the receive time, the key and the copied headers of the
-// records of one request. They share the key and header slices, capped so
-// that appending to one record's copy cannot change another's.
+// stamp sets the receive time, the key, the copied headers and the trace
+// headers of the records of one request. They share the key and header
+// slices, capped so that appending to one record's copy cannot change
+// another's.
 func (r *Receiver) stamp(recs []transport.Record, h http.Header) {
 	var key []byte
 	if r.cfg.KeyHeader != "" {
@@ -334,6 +339,7 @@ func (r *Receiver) stamp(recs []transport.Record, h http.Header) {
 			hs = append(hs, transport.Header{Key: n, Value: []byte(v)})
 		}
 	}
+	hs = append(hs, traceRecordHeaders(h, r.cfg.CopyHeaders)...)
 	hs = hs[:len(hs):len(hs)]
 	now := time.Now()
 	for i := range recs {
@@ -468,6 +474,18 @@ func (r *Receiver) takeLocked(limits transport.Limits) transport.Batch {
 		r.signal() // for another Recv
 	}
 	return transport.NewBatch(recs, toks)
+}
+
+// QueueFill returns how full the inbound queue is, in [0, 1]: the records
+// accepted and not yet taken by Recv over Config.QueueRecords, counted in
+// records, not bytes. It is 1 when the queue holds QueueRecords or more
+// (an empty queue takes a larger request) and 0 after Close. It is the
+// queue component of the scaling signal.
+func (r *Receiver) QueueFill() float64 {
+	r.mu.Lock()
+	queued := r.queued
+	r.mu.Unlock()
+	return min(1, float64(queued)/float64(r.cfg.QueueRecords))
 }
 
 // Commit acknowledges records. In commit mode, a request is answered 200

@@ -47,7 +47,13 @@ const drainBytes = 64 << 10
 //     receiver looks like this; a TLS certificate failure is a fatal
 //     transport.ErrConnection.
 //
-// Record keys, headers and timestamps are not sent.
+// Each request carries the trace context of ctx (traceparent, tracestate
+// and baggage with the default propagators), written by the global
+// propagator over any static header of the same name. When ctx holds no
+// span and every record of the request carries the same trace headers
+// (always true of a request of one record, so of every "single" request),
+// those are sent instead, so a relay passes its records' traces on. Record
+// keys, other record headers and timestamps are not sent.
 type Sender struct {
 	cfg    Config
 	m      *httpMetrics
@@ -110,7 +116,11 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 	body, failed := s.encode(records)
 	var postErr error
 	if sent := len(records) - len(failed); sent > 0 {
-		postErr = s.post(ctx, body, s.contentType(records[0]), sent)
+		inBody := func(i int) bool {
+			_, bad := failed[i]
+			return !bad
+		}
+		postErr = s.post(ctx, body, s.contentType(records[0]), sent, records, inBody)
 	}
 	if len(failed) == 0 {
 		return postErr
@@ -138,7 +148,7 @@ func (s *Sender) sendEach(ctx context.Context, records []transport.Record) error
 			be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: err})
 			continue
 		}
-		if err := s.post(ctx, records[i].Payload, s.contentType(records[i]), 1); err != nil {
+		if err := s.post(ctx, records[i].Payload, s.contentType(records[i]), 1, records[i:i+1], everyRecord); err != nil {
 			for j := i; j < len(records); j++ {
 				be.Failed = append(be.Failed, transport.FailedRecord{Index: j, Err: err})
 			}
@@ -231,9 +241,12 @@ func (s *Sender) contentType(rec transport.Record) string {
 	}
 }
 
-// post sends one request holding n records and maps the outcome to an
-// error.
-func (s *Sender) post(ctx context.Context, body []byte, ctype string, n int) error {
+// everyRecord is the sent filter of a request holding all its records.
+func everyRecord(int) bool { return true }
+
+// post sends one request holding n records, those of records for which
+// sent is true, and maps the outcome to an error.
+func (s *Sender) post(ctx context.Context, body []byte, ctype string, n int, records []transport.Record, sent func(int) bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return s.failed(n, transport.NewError(transport.ErrSend, name, "send", fmt.Errorf("build request to %s: %w", s.shown, err)))
@@ -241,6 +254,7 @@ func (s *Sender) post(ctx context.Context, body []byte, ctype string, n int) err
 	for k, v := range s.cfg.Headers {
 		req.Header.Set(k, v)
 	}
+	setTraceHeaders(ctx, req.Header, records, sent)
 	req.Header.Set("Content-Type", ctype)
 	if !s.cfg.BearerToken.IsZero() {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.BearerToken.Expose())
