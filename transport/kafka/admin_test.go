@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/keel-go/keel/health"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
@@ -214,6 +215,43 @@ func TestLagAndPartitionLimited(t *testing.T) {
 	}
 	if st := checkStatus(ctx, t, hr, HealthCheckTransport); st != health.Healthy {
 		t.Fatalf("%s is %v, want healthy", HealthCheckTransport, st)
+	}
+}
+
+// lag_max_partitions caps the per-partition lag series: with a cap of 1
+// on a three-partition topic only the first partition gets a series,
+// while consumer_lag_total covers all three.
+func TestLagSeriesCapped(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCluster(t, kfake.SeedTopics(3, "capped"))
+	c.Produce(t, "capped", kafkatest.Numbered("x", 60)...)
+	cfg := testConfig(t, c, "capg", "capped")
+	cfg.LagMaxPartitions = 1
+	reg := testMetrics()
+	cfg.Metrics = reg
+	cons := newTestConsumer(t, cfg)
+	eventually(ctx, t, "an assignment", func() bool { return len(cons.Assigned()["capped"]) == 3 })
+	for i := 0; i < 2; i++ { // a second reading adds no series
+		l, err := cons.Lag(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Partitions != 3 || l.Total != 60 || len(l.ByPartition["capped"]) != 3 {
+			t.Fatalf("lag reading %+v", l)
+		}
+		n, err := testutil.GatherAndCount(reg.Gatherer(), "keel_kafka_consumer_lag")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d consumer_lag series with lag_max_partitions 1, want 1", n)
+		}
+		if v := keeltest.MetricValue(t, reg.Gatherer(), "keel_kafka_consumer_lag", map[string]string{"topic": "capped", "partition": "0"}); v != float64(l.ByPartition["capped"][0]) {
+			t.Fatalf("consumer_lag{partition 0} = %v, want %d", v, l.ByPartition["capped"][0])
+		}
+		if v := keeltest.MetricValue(t, reg.Gatherer(), "keel_kafka_consumer_lag_total", nil); v != 60 {
+			t.Fatalf("consumer_lag_total = %v, want 60 over every partition", v)
+		}
 	}
 }
 

@@ -3,12 +3,15 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
@@ -18,69 +21,95 @@ import (
 const benchChunk = 1000
 
 // BenchmarkRoundTrip measures produce -> consume -> commit through keel's
-// Producer and Consumer ("keel") against a raw franz-go loop doing the
-// same work with the same client options ("raw"), on the same in-process
-// cluster in the same run. Each round produces benchChunk records
-// synchronously, then receives and commits them in blocks of benchChunk.
-// MB/s counts payload bytes; records/s is reported as a metric. Compare
-// keel/<size> with raw/<size>: the ratio is keel's overhead.
+// Producer and Consumer ("keel"), through the same transport driven by the
+// engine ("engine"), and through a raw franz-go loop doing the same work
+// with the same client options ("raw"), each on its own in-process
+// cluster. Each round produces benchChunk records synchronously, then
+// receives and commits them in blocks of benchChunk. MB/s counts payload
+// bytes; records/s is reported as a metric. BenchmarkOverhead compares
+// the sides on one cluster; this one gives each side's allocations alone.
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, size := range []int{200, 2048} {
-		for _, impl := range []string{"raw", "keel"} {
-			b.Run(fmt.Sprintf("%s/%dB", impl, size), func(b *testing.B) {
+		for _, impl := range benchImpls {
+			b.Run(fmt.Sprintf("%s/%dB", impl.name, size), func(b *testing.B) {
 				benchRoundTrip(b, impl, size)
 			})
 		}
 	}
 }
 
-// BenchmarkOverhead runs the keel and raw rounds of BenchmarkRoundTrip
-// alternately on one cluster, so that both see the same machine load, and
-// reports each side's ns/record and keel's overhead in percent. ns/op and
-// MB/s count both sides together.
+// benchImpl is one side of the benchmarks: it builds a round function
+// that produces n records, then receives and commits them.
+type benchImpl struct {
+	name  string
+	build func(b *testing.B, side benchSide) func(n int) error
+}
+
+// benchImpls are the compared sides; raw is the baseline.
+var benchImpls = []benchImpl{{"raw", rawRound}, {"keel", keelRound}, {"engine", engineRound}}
+
+// BenchmarkOverhead runs the raw, keel and engine rounds of
+// BenchmarkRoundTrip in turn on one cluster, round by round and in
+// rotating order, so that every side sees the same machine load and the
+// same broker. It reports, per side, records/s, MB/s of payload and
+// bytes allocated per record (process-wide, measured around that side's
+// rounds), and the overhead of keel and of the engine against raw in
+// percent of raw's time. ns/op is the time of one record on all three
+// sides together.
 func BenchmarkOverhead(b *testing.B) {
 	for _, size := range []int{200, 2048} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 			c := kafkatest.Start(b)
-			keel := keelRound(b, benchSetup(b, c, "keel", size))
-			raw := rawRound(b, benchSetup(b, c, "raw", size))
-			for _, r := range []func(int) error{keel, raw} {
-				if err := r(benchChunk); err != nil {
+			rounds := make([]func(int) error, len(benchImpls))
+			for i, impl := range benchImpls {
+				rounds[i] = impl.build(b, benchSetup(b, c, impl.name, size))
+				// Join the group and warm up outside the measurement.
+				if err := rounds[i](benchChunk); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.SetBytes(int64(2 * size))
+			elapsed := make([]time.Duration, len(benchImpls))
+			allocated := make([]uint64, len(benchImpls))
+			var ms runtime.MemStats
 			b.ResetTimer()
-			var keelD, rawD time.Duration
-			rounds := 0
+			round := 0
 			for done := 0; done < b.N; {
 				n := min(benchChunk, b.N-done)
-				// Alternate which side goes first, so neither inherits
-				// the other's garbage or warm caches more often.
-				sides := [2]func(int) error{keel, raw}
-				times := [2]*time.Duration{&keelD, &rawD}
-				if rounds%2 == 1 {
-					sides[0], sides[1] = sides[1], sides[0]
-					times[0], times[1] = times[1], times[0]
-				}
-				for i, side := range sides {
+				for k := range benchImpls {
+					// Rotate which side goes first, so that none inherits
+					// the others' garbage or warm caches more often.
+					i := (round + k) % len(benchImpls)
+					b.StopTimer()
+					runtime.ReadMemStats(&ms)
+					before := ms.TotalAlloc
+					b.StartTimer()
 					t0 := time.Now()
-					if err := side(n); err != nil {
+					if err := rounds[i](n); err != nil {
 						b.Fatal(err)
 					}
-					*times[i] += time.Since(t0)
+					elapsed[i] += time.Since(t0)
+					b.StopTimer()
+					runtime.ReadMemStats(&ms)
+					allocated[i] += ms.TotalAlloc - before
+					b.StartTimer()
 				}
 				done += n
-				if rounds++; rounds%20 == 0 {
+				if round++; round%20 == 0 {
 					b.StopTimer()
 					c.ApplyRetention()
 					b.StartTimer()
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(keelD.Nanoseconds())/float64(b.N), "keel-ns/record")
-			b.ReportMetric(float64(rawD.Nanoseconds())/float64(b.N), "raw-ns/record")
-			b.ReportMetric(100*(float64(keelD)/float64(rawD)-1), "overhead-%")
+			for i, impl := range benchImpls {
+				secs := elapsed[i].Seconds()
+				b.ReportMetric(float64(b.N)/secs, impl.name+"-rec/s")
+				b.ReportMetric(float64(b.N)*float64(size)/secs/1e6, impl.name+"-MB/s")
+				b.ReportMetric(float64(allocated[i])/float64(b.N), impl.name+"-B/rec")
+				if i > 0 {
+					b.ReportMetric(100*(float64(elapsed[i])/float64(elapsed[0])-1), impl.name+"-overhead-%")
+				}
+			}
 		})
 	}
 }
@@ -117,15 +146,9 @@ type benchSide struct {
 	payload []byte
 }
 
-func benchRoundTrip(b *testing.B, impl string, size int) {
+func benchRoundTrip(b *testing.B, impl benchImpl, size int) {
 	c := kafkatest.Start(b)
-	var round func(n int) error
-	switch impl {
-	case "keel":
-		round = keelRound(b, benchSetup(b, c, impl, size))
-	default:
-		round = rawRound(b, benchSetup(b, c, impl, size))
-	}
+	round := impl.build(b, benchSetup(b, c, impl.name, size))
 	// Join the group and warm up outside the measurement.
 	if err := round(benchChunk); err != nil {
 		b.Fatal(err)
@@ -176,6 +199,74 @@ func keelRound(b *testing.B, side benchSide) func(int) error {
 				return err
 			}
 			got += len(bt.Records)
+		}
+		return nil
+	}
+}
+
+// commitCounting counts the tokens its receiver committed and signals
+// each commit, so that a benchmark round can wait for the engine to
+// commit what it produced.
+type commitCounting struct {
+	transport.Receiver
+	committed atomic.Int64
+	progress  chan struct{}
+}
+
+// Commit commits through the receiver, then counts and signals.
+func (r *commitCounting) Commit(ctx context.Context, tokens []transport.Token) error {
+	if err := r.Receiver.Commit(ctx, tokens); err != nil {
+		return err
+	}
+	r.committed.Add(int64(len(tokens)))
+	select {
+	case r.progress <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// engineRound runs the engine on the transport for the whole benchmark:
+// Recv, an identity process step, a sink that drops the block, Commit. A
+// round produces n records and returns once the engine committed them.
+func engineRound(b *testing.B, side benchSide) func(int) error {
+	cfg, payload := side.cfg, side.payload
+	ctx := context.Background()
+	t, err := New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{MaxRecords: benchChunk, Metrics: testMetrics(), Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &commitCounting{Receiver: t, progress: make(chan struct{}, 1)}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Run(runCtx, r, identity, func(context.Context, transport.Batch) error { return nil })
+	}()
+	b.Cleanup(func() {
+		stop()
+		<-done
+		_ = t.Close(context.Background())
+	})
+	recs := make([]transport.Record, benchChunk)
+	for i := range recs {
+		recs[i].Payload = payload
+	}
+	var target int64
+	return func(n int) error {
+		if err := t.SendBatch(ctx, recs[:n]); err != nil {
+			return err
+		}
+		target += int64(n)
+		for r.committed.Load() < target {
+			select {
+			case <-r.progress:
+			case err := <-done:
+				return fmt.Errorf("the engine stopped: %v", err)
+			}
 		}
 		return nil
 	}

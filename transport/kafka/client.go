@@ -140,6 +140,11 @@ func (s *settings) producerOpts() []kgo.Opt {
 		kgo.MaxBufferedBytes(s.maxBufferedBytes),
 		kgo.MaxBufferedRecords(s.maxBufferedRecords),
 		kgo.ProduceRequestTimeout(s.requestTimeout),
+		// The record key is the partition key: a keyed record goes to the
+		// partition of the murmur2 hash of its key (the Java client's
+		// mapping), so records with one key stay in order on one
+		// partition; unkeyed records stick to a partition per batch.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		// No RecordDeliveryTimeout: franz-go measures it from the record
 		// timestamp, which keel keeps from the source, so forwarded
 		// records would time out at once. SendBatch bounds delivery with

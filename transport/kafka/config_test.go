@@ -3,10 +3,15 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/keel-go/keel/secret"
@@ -161,26 +166,213 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
-// Every profile and sizing combination builds valid client options.
-func TestProfilesBuildValidClients(t *testing.T) {
+// docTables parses the profile and sizing tables of the package
+// documentation (doc.go) into first header cell -> row -> column -> cell.
+// Tables that share their first header cell are merged.
+func docTables(t *testing.T) map[string]map[string]map[string]string {
+	t.Helper()
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sep := regexp.MustCompile(`\s{2,}`)
+	out := map[string]map[string]map[string]string{}
+	var header []string
+	for _, line := range strings.Split(string(src), "\n") {
+		body, ok := strings.CutPrefix(line, "//\t")
+		if !ok {
+			header = nil
+			continue
+		}
+		cells := sep.Split(strings.TrimSpace(body), -1)
+		if header == nil {
+			if cells[0] == "profile" || cells[0] == "sizing" {
+				header = cells
+			}
+			continue
+		}
+		if len(cells) != len(header) {
+			t.Fatalf("doc.go table row %q has %d cells, its header %d", body, len(cells), len(header))
+		}
+		rows := out[header[0]]
+		if rows == nil {
+			rows = map[string]map[string]string{}
+			out[header[0]] = rows
+		}
+		row := rows[cells[0]]
+		if row == nil {
+			row = map[string]string{}
+			rows[cells[0]] = row
+		}
+		for i := 1; i < len(cells); i++ {
+			row[header[i]] = cells[i]
+		}
+	}
+	return out
+}
+
+// docBytes reads a doc table size: "1 B", "256 KiB", "10 MiB" or a bare
+// count.
+func docBytes(t *testing.T, cell string) int64 {
+	t.Helper()
+	f := strings.Fields(cell)
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || len(f) > 2 {
+		t.Fatalf("doc table cell %q is not a size", cell)
+	}
+	if len(f) == 1 {
+		return n
+	}
+	unit, ok := map[string]int64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}[f[1]]
+	if !ok {
+		t.Fatalf("doc table cell %q: unknown unit", cell)
+	}
+	return n * unit
+}
+
+// docDuration reads a doc table duration: "0", "10 ms", "45 s", "2 min".
+func docDuration(t *testing.T, cell string) time.Duration {
+	t.Helper()
+	if cell == "0" {
+		return 0
+	}
+	f := strings.Fields(cell)
+	n, err := strconv.Atoi(f[0])
+	if err != nil || len(f) != 2 {
+		t.Fatalf("doc table cell %q is not a duration", cell)
+	}
+	unit, ok := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute}[f[1]]
+	if !ok {
+		t.Fatalf("doc table cell %q: unknown unit", cell)
+	}
+	return time.Duration(n) * unit
+}
+
+// Every profile x sizing resolves to the values of the tables in the
+// package documentation, and the clients New builds carry them as
+// franz-go options: fetch sizes and wait, group timeouts, metadata age,
+// retry backoff, linger, batch size, compression, buffer caps, in-flight
+// requests, the balancer, manual commits and the key partitioner.
+func TestProfileAndSizingMapping(t *testing.T) {
+	tables := docTables(t)
+	profiles, sizings := tables["profile"], tables["sizing"]
+	if len(profiles) != 2 || len(sizings) != 3 || len(sizings["balanced"]) != 11 {
+		t.Fatalf("doc.go tables not found or incomplete: %v", tables)
+	}
+	codecs := map[string]kgo.CompressionCodec{"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(), "none": kgo.NoCompression()}
+	def, err := kgo.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close()
+	defaultBackoff := reflect.ValueOf(def.OptValue(kgo.RetryBackoffFn)).Pointer()
+
+	ctx := testCtx(t)
+	c := startCluster(t, kfake.SeedTopics(1, "t"))
 	for _, p := range []Profile{ProfileProduction, ProfileDevTest} {
 		for _, z := range []Sizing{SizingThroughput, SizingBalanced, SizingLowLatency} {
-			cfg := validBase()
-			cfg.Profile, cfg.Sizing = p, z
-			s, err := cfg.resolve()
-			if err != nil {
-				t.Fatalf("%s/%s: %v", p, z, err)
-			}
-			opts, err := s.commonOpts(testLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, extra := range [][]kgo.Opt{append(s.fetchOpts(), s.groupOpts()...), s.producerOpts()} {
-				all := append(append([]kgo.Opt(nil), opts...), extra...)
-				if err := kgo.ValidateOpts(all...); err != nil {
-					t.Errorf("%s/%s: %v", p, z, err)
+			t.Run(string(p)+"/"+string(z), func(t *testing.T) {
+				pr, sz := profiles[string(p)], sizings[string(z)]
+				cfg := validBase()
+				cfg.Brokers, cfg.Profile, cfg.Sizing = c.Addrs(), p, z
+				cfg.LagInterval, cfg.Metrics, cfg.Logger = -1, testMetrics(), testLogger(t)
+				s, err := cfg.resolve()
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
+				tr, err := New(ctx, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tr.Close(ctx)
+				cc, pc := tr.Consumer().Client(), tr.Producer().Client()
+				noIdem := cfg
+				noIdem.Role, noIdem.Producer.DisableIdempotence = RoleProducer, true
+				np, err := NewProducer(ctx, noIdem)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer np.Close(ctx)
+
+				fetchMin, fetchMax := docBytes(t, sz["fetch min"]), docBytes(t, sz["fetch max"])
+				partFetch, fetchWait := docBytes(t, sz["partition fetch"]), docDuration(t, sz["fetch wait"])
+				batch, linger := docBytes(t, sz["batch"]), docDuration(t, sz["linger"])
+				bufBytes, bufRecs := docBytes(t, sz["buffer bytes"]), docBytes(t, sz["buffer records"])
+				inFlight := int(docBytes(t, sz["in flight"]))
+				codec, ok := codecs[sz["codec"]]
+				if !ok {
+					t.Fatalf("doc codec %q", sz["codec"])
+				}
+				session, heartbeat := docDuration(t, pr["session"]), docDuration(t, pr["heartbeat"])
+				rebalance, metaAge := docDuration(t, pr["rebalance"]), docDuration(t, pr["metadata age"])
+				for _, m := range []struct {
+					name      string
+					got, want any
+				}{
+					{"fetch min", s.fetchMinBytes, int32(fetchMin)},
+					{"fetch max", s.fetchMaxBytes, int32(fetchMax)},
+					{"partition fetch", s.fetchMaxPartBytes, int32(partFetch)},
+					{"fetch wait", s.fetchMaxWait, fetchWait},
+					{"poll cap", s.pollCap, int(docBytes(t, sz["poll cap"]))},
+					{"batch", s.batchMaxBytes, int32(batch)},
+					{"linger", s.linger, linger},
+					{"codec", s.compression, sz["codec"]},
+					{"buffer bytes", s.maxBufferedBytes, int(bufBytes)},
+					{"buffer records", s.maxBufferedRecords, int(bufRecs)},
+					{"in flight", s.maxInFlight, inFlight},
+					{"session", s.sessionTimeout, session},
+					{"heartbeat", s.heartbeat, heartbeat},
+					{"rebalance", s.rebalanceTimeout, rebalance},
+					{"revoke_wait", s.revokeWait, docDuration(t, pr["revoke_wait"])},
+					{"delivery", s.deliveryTimeout, docDuration(t, pr["delivery"])},
+					{"metadata age", s.metadataMaxAge, metaAge},
+
+					{"client FetchMinBytes", cc.OptValue(kgo.FetchMinBytes), int32(fetchMin)},
+					{"client FetchMaxBytes", cc.OptValue(kgo.FetchMaxBytes), int32(fetchMax)},
+					{"client FetchMaxPartitionBytes", cc.OptValue(kgo.FetchMaxPartitionBytes), int32(partFetch)},
+					{"client FetchMaxWait", cc.OptValue(kgo.FetchMaxWait), fetchWait},
+					{"client SessionTimeout", cc.OptValue(kgo.SessionTimeout), session},
+					{"client HeartbeatInterval", cc.OptValue(kgo.HeartbeatInterval), heartbeat},
+					{"client RebalanceTimeout", cc.OptValue(kgo.RebalanceTimeout), rebalance},
+					{"client MetadataMaxAge", cc.OptValue(kgo.MetadataMaxAge), metaAge},
+					{"client DisableAutoCommit", cc.OptValue(kgo.DisableAutoCommit), true},
+					{"client ProducerLinger", pc.OptValue(kgo.ProducerLinger), linger},
+					{"client ProducerBatchMaxBytes", pc.OptValue(kgo.ProducerBatchMaxBytes), int32(batch)},
+					{"client ProducerBatchCompression", pc.OptValue(kgo.ProducerBatchCompression), []kgo.CompressionCodec{codec}},
+					{"client MaxBufferedBytes", pc.OptValue(kgo.MaxBufferedBytes), bufBytes},
+					{"client MaxBufferedRecords", pc.OptValue(kgo.MaxBufferedRecords), bufRecs},
+					{"client MetadataMaxAge (producer)", pc.OptValue(kgo.MetadataMaxAge), metaAge},
+					{"client DisableIdempotentWrite", pc.OptValue(kgo.DisableIdempotentWrite), false},
+					{"client MaxProduceRequestsInflightPerBroker without idempotence", np.Client().OptValue(kgo.MaxProduceRequestsInflightPerBroker), inFlight},
+					{"client partitioner", reflect.TypeOf(pc.OptValue(kgo.RecordPartitioner)), reflect.TypeOf(kgo.StickyKeyPartitioner(nil))},
+				} {
+					if !reflect.DeepEqual(m.got, m.want) {
+						t.Errorf("%s = %v (%T), want %v (%T)", m.name, m.got, m.got, m.want, m.want)
+					}
+				}
+				if bs, _ := cc.OptValue(kgo.Balancers).([]kgo.GroupBalancer); len(bs) != 1 || bs[0].ProtocolName() != "cooperative-sticky" {
+					t.Errorf("client balancers %v, want cooperative-sticky alone", bs)
+				}
+				backoff, _ := cc.OptValue(kgo.RetryBackoffFn).(func(int) time.Duration)
+				if backoff == nil {
+					t.Fatal("client has no retry backoff function")
+				}
+				if cell := pr["retry backoff"]; cell == "client default" {
+					if reflect.ValueOf(backoff).Pointer() != defaultBackoff {
+						t.Errorf("retry backoff is not the client default")
+					}
+				} else {
+					lo, hi, ok := strings.Cut(cell, "-")
+					if !ok {
+						t.Fatalf("doc retry backoff %q", cell)
+					}
+					unit := strings.Fields(hi)[1]
+					want := [2]time.Duration{docDuration(t, lo+" "+unit), docDuration(t, hi)}
+					if got := [2]time.Duration{backoff(1), backoff(30)}; got != want {
+						t.Errorf("retry backoff first %s, longest %s; want %s and %s", got[0], got[1], want[0], want[1])
+					}
+				}
+			})
 		}
 	}
 }

@@ -192,50 +192,56 @@ func TestCloseWithoutCommitRedelivers(t *testing.T) {
 	}
 }
 
-// Recv honours the record cap and the soft byte cap (stop once reached,
-// floor one record); the rest is served first by the next Recv, and a
-// cancelled Recv loses nothing.
+// waitBuffered waits until the consumer's client holds n fetched records,
+// so that what a Recv returns depends on its limits alone.
+func waitBuffered(ctx context.Context, t *testing.T, cons *Consumer, n int64) {
+	t.Helper()
+	eventually(ctx, t, fmt.Sprintf("%d fetched record(s)", n), func() bool { return cons.Client().BufferedFetchRecords() >= n })
+}
+
+// hundredByteRecords returns n records of 100-byte values numbered
+// 000..n-1 in their first three bytes.
+func hundredByteRecords(n int) []*kgo.Record {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Value: []byte(fmt.Sprintf("%03d%097d", i, 0))}
+	}
+	return recs
+}
+
+// Recv honours the record cap and the soft byte cap (stop once the cap is
+// reached, floor one record), with exact counts once the records are
+// buffered; the rest is served first by the next Recv, and a cancelled
+// Recv loses nothing.
 func TestRecvLimitsAndCancel(t *testing.T) {
 	ctx := testCtx(t)
 	c := startCluster(t, kfake.SeedTopics(1, "t"))
-	var recs []*kgo.Record
-	for i := 0; i < 10; i++ {
-		recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("%03d%097d", i, 0))}) // 100 bytes
-	}
-	c.Produce(t, "t", recs...)
+	c.Produce(t, "t", hundredByteRecords(10)...)
 	cfg := testConfig(t, c, "g", "t")
 	cons := newTestConsumer(t, cfg)
+	waitBuffered(ctx, t, cons, 10)
 
 	var got []string
-	b, err := cons.Recv(ctx, transport.Limits{MaxRecords: 3})
-	if err != nil {
-		t.Fatal(err)
+	for _, step := range []struct {
+		lim  transport.Limits
+		want int
+	}{
+		{transport.Limits{MaxRecords: 3}, 3},
+		// 100 + 100 < 250 <= 300: the third record reaches the cap.
+		{transport.Limits{MaxRecords: 100, MaxBytes: 250}, 3},
+		{transport.Limits{MaxRecords: 100, MaxBytes: 200}, 2},
+		// A cap below one record still gives one.
+		{transport.Limits{MaxRecords: 100, MaxBytes: 1}, 1},
+	} {
+		b, err := cons.Recv(ctx, step.lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Records) != step.want || len(b.Tokens) != step.want {
+			t.Fatalf("limits %+v gave %d records, %d tokens; want %d", step.lim, len(b.Records), len(b.Tokens), step.want)
+		}
+		got = append(got, payloads(b.Records)...)
 	}
-	if len(b.Records) < 1 || len(b.Records) > 3 {
-		t.Fatalf("MaxRecords 3 gave %d", len(b.Records))
-	}
-	got = append(got, payloads(b.Records)...)
-
-	b, err = cons.Recv(ctx, transport.Limits{MaxRecords: 100, MaxBytes: 250})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(b.Records); n > 3 {
-		t.Fatalf("byte cap 250 with 100-byte records gave %d records", n)
-	}
-	if b.PayloadBytes() > 250+100 {
-		t.Fatalf("byte cap 250 exceeded by more than one record: %d bytes", b.PayloadBytes())
-	}
-	got = append(got, payloads(b.Records)...)
-
-	b, err = cons.Recv(ctx, transport.Limits{MaxRecords: 100, MaxBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b.Records) != 1 {
-		t.Fatalf("byte cap 1 gave %d records, want the floor of 1", len(b.Records))
-	}
-	got = append(got, payloads(b.Records)...)
 
 	// A cancelled Recv returns the context error and keeps what was
 	// buffered.
@@ -252,6 +258,35 @@ func TestRecvLimitsAndCancel(t *testing.T) {
 	for i, v := range got {
 		if v[:3] != fmt.Sprintf("%03d", i) {
 			t.Fatalf("record %d is %q: order broken or record lost: %q", i, v[:3], got)
+		}
+	}
+}
+
+// consumer.max_poll_records caps a Recv below the caller's MaxRecords;
+// the records past the cap come in the next calls, in order.
+func TestRecvClampedToMaxPollRecords(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCluster(t, kfake.SeedTopics(1, "t"))
+	c.Produce(t, "t", hundredByteRecords(10)...)
+	cfg := testConfig(t, c, "g", "t")
+	cfg.Consumer.MaxPollRecords = 4
+	cons := newTestConsumer(t, cfg)
+	waitBuffered(ctx, t, cons, 10)
+
+	var got []string
+	for _, want := range []int{4, 4, 2} {
+		b, err := cons.Recv(ctx, transport.Limits{MaxRecords: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Records) != want {
+			t.Fatalf("Recv with MaxRecords 100 and max_poll_records 4 gave %d records, want %d", len(b.Records), want)
+		}
+		got = append(got, payloads(b.Records)...)
+	}
+	for i, v := range got {
+		if v[:3] != fmt.Sprintf("%03d", i) {
+			t.Fatalf("record %d is %q: order broken", i, v[:3])
 		}
 	}
 }

@@ -79,23 +79,30 @@
 // # Producing
 //
 // The topic of each record comes from Config.Route, else producer.topic;
-// never from the record key, which is the partition key. Headers are
-// copied, and the traceparent (and tracestate) of the span in the context
-// of Send/SendBatch is injected into every record, replacing the record's
-// own; without a span the record's own trace headers pass through.
-// SendBatch returns once the brokers acknowledged every record (lingering
-// partitions are sent at once); a batch that does not fit the produce
-// buffer fails, from the first record that does not fit, with
-// transport.ErrBackpressure by index in a *transport.BatchError, and other
-// failures are reported by index too. Close flushes within its context or
-// producer.close_timeout.
+// never from the record key, which is the partition key: records with the
+// same key go to the same partition (murmur2 of the key, as the Java
+// client does). Headers are copied, and the global OpenTelemetry
+// propagator (installed by telemetry.Setup from OTEL_PROPAGATORS) injects
+// the trace context and baggage of the context of Send/SendBatch into
+// every record: a header it writes replaces the record's headers of that
+// name, compared ignoring case, so a record never carries two
+// traceparents; without a span in the context the record's own trace
+// headers pass through. SendBatch returns once the brokers acknowledged
+// every record (lingering partitions are sent at once); a batch that does
+// not fit the produce buffer fails, from the first record that does not
+// fit, with transport.ErrBackpressure by index in a *transport.BatchError,
+// and other failures are reported by index too. Close flushes within its
+// context or producer.close_timeout.
 //
 // # Tracing
 //
-// TraceContext extracts a record's W3C trace context from its traceparent
-// header; ContextWithTrace makes it the remote parent of a context, so a
-// span started from it joins the producer's trace. ParseTraceparent and
-// FormatTraceparent implement the header format.
+// ContextWithTrace returns a context carrying what the global propagator
+// extracts from a record's headers (names matched ignoring case): the
+// producer's span as the remote parent, so a span started from it joins
+// the producer's trace, and the baggage. TraceContext returns the span
+// context alone. The engine parents its block span the same way
+// (telemetry.StartBlock). ParseTraceparent and FormatTraceparent
+// implement the W3C header format.
 //
 // # Profiles and overrides
 //
@@ -105,14 +112,26 @@
 // (fetch.min.bytes, linger.ms, compression.type, buffer.memory, ...; see
 // OverrideNames). An unknown property is an error that names it.
 //
-//	profile     session  heartbeat  rebalance  revoke_wait  delivery  retry backoff  metadata age
-//	production  45 s     3 s        60 s       10 s         2 min     client default 5 min
-//	devtest     10 s     1 s        20 s       5 s          30 s      10-100 ms      30 s
+//	profile     session  heartbeat  rebalance  revoke_wait  delivery  retry backoff   metadata age
+//	production  45 s     3 s        60 s       10 s         2 min     client default  5 min
+//	devtest     10 s     1 s        20 s       5 s          30 s      10-100 ms       30 s
 //
-//	sizing       fetch min  fetch wait  partition fetch  fetch max  poll cap  batch   linger  codec  buffer
-//	throughput   1 MiB      50 ms       10 MiB           100 MiB    2000      128 KiB 20 ms   lz4    64 MiB
-//	balanced     256 KiB    25 ms       5 MiB            50 MiB     1000      64 KiB  5 ms    lz4    32 MiB
-//	low_latency  1 B        10 ms       1 MiB            10 MiB     500       16 KiB  0       lz4    16 MiB
+//	sizing       fetch min  fetch wait  partition fetch  fetch max  poll cap
+//	throughput   1 MiB      50 ms       10 MiB           100 MiB    2000
+//	balanced     256 KiB    25 ms       5 MiB            50 MiB     1000
+//	low_latency  1 B        10 ms       1 MiB            10 MiB     500
+//
+//	sizing       batch    linger  codec  buffer bytes  buffer records  in flight
+//	throughput   128 KiB  20 ms   lz4    64 MiB        100000          5
+//	balanced     64 KiB   5 ms    lz4    32 MiB        100000          5
+//	low_latency  16 KiB   0       lz4    16 MiB        100000          5
+//
+// The columns are, in order, consumer.fetch_min_bytes, fetch_max_wait,
+// fetch_max_partition_bytes, fetch_max_bytes and max_poll_records, then
+// producer.batch_max_bytes, linger, compression, max_buffered_bytes,
+// max_buffered_records and max_in_flight. In flight counts produce
+// requests per broker: the idempotent producer (the default) always
+// allows 5; max_in_flight applies with disable_idempotence.
 //
 // # Security
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
@@ -185,6 +186,18 @@ func TestEngineCommitErrorStops(t *testing.T) {
 	n, after, passed := cc.snapshot()
 	if n != 3 || after != 0 {
 		t.Fatalf("%d commit request(s), %d after the failure: want 3 and 0", n, after)
+	}
+	for _, m := range []struct {
+		name string
+		want float64
+	}{
+		{"keel_kafka_commit_failures_total", 1},
+		{"keel_kafka_commits_total", 2},
+		{"keel_kafka_commit_duration_seconds", 3}, // one sample per commit request
+	} {
+		if got := keeltest.MetricValue(t, cfg.Metrics.Gatherer(), m.name, nil); got != m.want {
+			t.Errorf("%s = %v, want %v", m.name, got, m.want)
+		}
 	}
 
 	adm, err := NewAdmin(ctx, cfg)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel"
 
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka"
 )
@@ -128,7 +130,10 @@ func ExampleConfig_ApplyEnvFunc() {
 }
 
 // Continue a producer's trace from the traceparent header of a record.
+// The headers are read through the global propagator, which
+// telemetry.Setup installs from OTEL_PROPAGATORS.
 func ExampleTraceContext() {
+	otel.SetTextMapPropagator(telemetry.Propagator())
 	rec := transport.Record{Headers: []transport.Header{
 		{Key: kafka.TraceparentHeader, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
 	}}

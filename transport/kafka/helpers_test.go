@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/transport"
@@ -163,4 +165,12 @@ func eventually(ctx context.Context, t testing.TB, what string, cond func() bool
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// usePropagator installs p as the global propagator for the test and
+// restores the previous one after it.
+func usePropagator(t testing.TB, p propagation.TextMapPropagator) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(p)
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 }

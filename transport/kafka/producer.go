@@ -21,9 +21,14 @@ import (
 //
 // The topic comes from Config.Route, else producer.topic; never from the
 // record key, which is the partition key (records with the same key go to
-// the same partition). Headers are copied; when the context of
-// Send/SendBatch carries a valid span, its traceparent (and tracestate)
-// replace the record's, otherwise the record's own pass through.
+// the same partition). Headers are copied. The global propagator
+// (otel.GetTextMapPropagator, which telemetry.Setup installs from
+// OTEL_PROPAGATORS) injects the trace context and baggage of the context
+// of Send/SendBatch into every record: each header it writes replaces the
+// record's headers of that name, compared ignoring case (a new traceparent
+// also drops the record's tracestate), so a record never carries two.
+// Headers it does not write, such as the record's own traceparent when
+// the context has no span, pass through.
 type Producer struct {
 	s      *settings
 	cl     *kgo.Client
@@ -129,7 +134,7 @@ func (p *Producer) SendBatch(ctx context.Context, records []transport.Record) er
 		return nil
 	}
 	start := time.Now()
-	parent, state := traceHeaders(ctx)
+	injected := traceInjection(ctx)
 	krs := make([]kgo.Record, len(records))
 	ptrs := make([]*kgo.Record, 0, len(records))
 	var failed []transport.FailedRecord
@@ -138,9 +143,7 @@ func (p *Producer) SendBatch(ctx context.Context, records []transport.Record) er
 	for i := range records {
 		nhdr += len(records[i].Headers)
 	}
-	if parent != nil {
-		nhdr += 2 * len(records)
-	}
+	nhdr += len(injected) * len(records)
 	var slab []kgo.RecordHeader
 	if nhdr > 0 {
 		slab = make([]kgo.RecordHeader, 0, nhdr)
@@ -168,19 +171,16 @@ func (p *Producer) SendBatch(ctx context.Context, records []transport.Record) er
 		if !r.Timestamp.IsZero() {
 			kr.Timestamp = r.Timestamp
 		}
-		if len(r.Headers) > 0 || parent != nil {
+		if len(r.Headers) > 0 || len(injected) > 0 {
 			from := len(slab)
 			for _, h := range r.Headers {
-				if parent != nil && (h.Key == TraceparentHeader || h.Key == TracestateHeader) {
+				if len(injected) > 0 && replacedBy(h.Key, injected) {
 					continue
 				}
 				slab = append(slab, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 			}
-			if parent != nil {
-				slab = append(slab, kgo.RecordHeader{Key: TraceparentHeader, Value: parent})
-				if state != nil {
-					slab = append(slab, kgo.RecordHeader{Key: TracestateHeader, Value: state})
-				}
+			for _, h := range injected {
+				slab = append(slab, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 			}
 			kr.Headers = slab[from:len(slab):len(slab)]
 		}

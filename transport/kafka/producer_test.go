@@ -12,8 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/transport"
 )
 
@@ -112,9 +115,76 @@ func TestProducerRoutingAndPerRecordFailures(t *testing.T) {
 	}
 }
 
-// The traceparent of the sender's context replaces the record's; without a
-// span in the context the record's own passes through.
-func TestProducerInjectsTraceparent(t *testing.T) {
+// The record key is the partition key: records with one key land on one
+// partition, across batches, and different keys spread over the
+// partitions.
+func TestProducerKeyIsThePartitionKey(t *testing.T) {
+	ctx := testCtx(t)
+	c := startCluster(t, kfake.SeedTopics(4, "keyed"))
+	cfg := testConfig(t, c, "")
+	cfg.Producer.Topic = "keyed"
+	p := newTestProducer(t, cfg)
+	const keys, rounds = 12, 5
+	for round := 0; round < rounds; round++ {
+		batch := make([]transport.Record, keys)
+		for k := range batch {
+			batch[k] = transport.Record{Key: []byte(fmt.Sprintf("key-%d", k)), Payload: []byte(fmt.Sprintf("%d/%d", k, round))}
+		}
+		if err := p.SendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	partitionOf := map[string]int32{}
+	used := map[int32]bool{}
+	for _, r := range c.ReadAll(ctx, t, "keyed", keys*rounds) {
+		k := string(r.Key)
+		if p, ok := partitionOf[k]; ok && p != r.Partition {
+			t.Fatalf("key %q landed on partitions %d and %d", k, p, r.Partition)
+		}
+		partitionOf[k] = r.Partition
+		used[r.Partition] = true
+	}
+	if len(partitionOf) != keys {
+		t.Fatalf("read %d keys, want %d", len(partitionOf), keys)
+	}
+	if len(used) < 2 {
+		t.Fatalf("%d keys all landed on one partition: the key does not pick the partition", keys)
+	}
+}
+
+// testSpanContext is a sampled span context with a trace state.
+func testSpanContext(t *testing.T) trace.SpanContext {
+	t.Helper()
+	ts, err := trace.ParseTraceState("vendor=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		SpanID:     trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
+		TraceFlags: trace.FlagsSampled,
+		TraceState: ts,
+	})
+}
+
+// headerCount counts the headers named key, ignoring case.
+func headerCount(r transport.Record, key string) int {
+	n := 0
+	for _, h := range r.Headers {
+		if strings.EqualFold(h.Key, key) {
+			n++
+		}
+	}
+	return n
+}
+
+// The trace context and baggage of the sender's context cross Kafka
+// through the global propagator: they replace the record's own trace
+// headers whatever their case, so a record never carries two; without a
+// span in the context the record's own pass through and are read back
+// ignoring case.
+func TestProducerPropagatesTraceAndBaggage(t *testing.T) {
+	usePropagator(t, telemetry.Propagator())
 	ctx := testCtx(t)
 	c := startCluster(t, kfake.SeedTopics(1, "tr"))
 	cfg := testConfig(t, c, "trg", "tr")
@@ -122,24 +192,29 @@ func TestProducerInjectsTraceparent(t *testing.T) {
 	p := newTestProducer(t, cfg)
 	cons := newTestConsumer(t, cfg)
 
-	ts, err := trace.ParseTraceState("vendor=x")
+	sc := testSpanContext(t)
+	tenant, err := baggage.NewMember("tenant", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
-		SpanID:     trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
-		TraceFlags: trace.FlagsSampled,
-		TraceState: ts,
-	})
-	old := []transport.Header{{Key: TraceparentHeader, Value: []byte(testTraceparent)}, {Key: "keep", Value: []byte("me")}}
-	if err := p.Send(trace.ContextWithSpanContext(ctx, sc), transport.Record{Payload: []byte("with-span"), Headers: old}); err != nil {
+	bag, err := baggage.New(tenant)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Send(ctx, transport.Record{Payload: []byte("no-span"), Headers: old}); err != nil {
+	sendCtx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(ctx, sc), bag)
+	old := []transport.Header{
+		{Key: "Traceparent", Value: []byte(testTraceparent)},
+		{Key: "TRACESTATE", Value: []byte("old=1")},
+		{Key: "Baggage", Value: []byte("tenant=old")},
+		{Key: "keep", Value: []byte("me")},
+	}
+	if err := p.Send(sendCtx, transport.Record{Payload: []byte("with-span"), Headers: old}); err != nil {
 		t.Fatal(err)
 	}
-	if old[0].Key != TraceparentHeader || string(old[0].Value) != testTraceparent {
+	if err := p.Send(ctx, transport.Record{Payload: []byte("no-span"), Headers: old[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if old[0].Key != "Traceparent" || string(old[0].Value) != testTraceparent || len(old) != 4 {
 		t.Fatal("SendBatch changed the caller's headers")
 	}
 	b := recvN(ctx, t, cons, 2, transport.Limits{})
@@ -148,30 +223,66 @@ func TestProducerInjectsTraceparent(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no trace context", r.Payload)
 		}
-		if v, _ := r.Header("keep"); string(v) != "me" {
-			t.Fatalf("%s: header keep lost", r.Payload)
+		if n := headerCount(r, TraceparentHeader); n != 1 {
+			t.Fatalf("%s: %d traceparent headers: %v", r.Payload, n, r.Headers)
 		}
-		n := 0
-		for _, h := range r.Headers {
-			if h.Key == TraceparentHeader {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Fatalf("%s: %d traceparent headers", r.Payload, n)
+		rctx := ContextWithTrace(ctx, r)
+		if psc := trace.SpanContextFromContext(rctx); !psc.IsRemote() || psc.TraceID() != got.TraceID() || psc.SpanID() != got.SpanID() {
+			t.Fatalf("%s: ContextWithTrace carries %v, want the record's %v", r.Payload, psc, got)
 		}
 		switch string(r.Payload) {
 		case "with-span":
-			if got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() || !got.IsSampled() || got.TraceState().Get("vendor") != "x" {
+			if got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() || !got.IsSampled() || got.TraceState().String() != "vendor=x" {
 				t.Fatalf("injected %v, want %v", got, sc)
+			}
+			if n, m := headerCount(r, TracestateHeader), headerCount(r, "baggage"); n != 1 || m != 1 {
+				t.Fatalf("%d tracestate and %d baggage headers, want one each: %v", n, m, r.Headers)
+			}
+			if v := baggage.FromContext(rctx).Member("tenant").Value(); v != "acme" {
+				t.Fatalf("baggage tenant %q after Kafka, want acme", v)
+			}
+			if v, _ := r.Header("keep"); string(v) != "me" {
+				t.Fatal("header keep lost")
 			}
 		case "no-span":
 			if FormatTraceparent(got) != testTraceparent {
 				t.Fatalf("passed through %q, want %q", FormatTraceparent(got), testTraceparent)
 			}
+			if baggage.FromContext(rctx).Len() != 0 {
+				t.Fatal("baggage appeared on a record sent without any")
+			}
 		}
-		if psc := trace.SpanContextFromContext(ContextWithTrace(ctx, r)); !psc.IsRemote() || psc.TraceID() != got.TraceID() {
-			t.Fatal("ContextWithTrace does not carry the record's remote span context")
+	}
+}
+
+// The producer uses the installed propagator, not a built-in one: with
+// none installed (OTEL_PROPAGATORS=none) it writes no trace header and
+// the record's own pass through.
+func TestProducerFollowsTheGlobalPropagator(t *testing.T) {
+	usePropagator(t, propagation.NewCompositeTextMapPropagator())
+	ctx := testCtx(t)
+	c := startCluster(t, kfake.SeedTopics(1, "np"))
+	cfg := testConfig(t, c, "")
+	cfg.Producer.Topic = "np"
+	p := newTestProducer(t, cfg)
+	sendCtx := trace.ContextWithSpanContext(ctx, testSpanContext(t))
+	recs := []transport.Record{
+		{Payload: []byte("bare")},
+		{Payload: []byte("own"), Headers: []transport.Header{{Key: TraceparentHeader, Value: []byte(testTraceparent)}}},
+	}
+	if err := p.SendBatch(sendCtx, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.ReadAll(ctx, t, "np", 2) {
+		switch string(r.Value) {
+		case "bare":
+			if len(r.Headers) != 0 {
+				t.Fatalf("headers %v injected with no propagator installed", r.Headers)
+			}
+		case "own":
+			if len(r.Headers) != 1 || string(r.Headers[0].Value) != testTraceparent {
+				t.Fatalf("record's own traceparent did not pass through: %v", r.Headers)
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
@@ -256,6 +257,16 @@ func TestLateCommitIsFenced(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(newConsumerMetrics(reg).commitFenced); v != 1 {
 		t.Fatalf("commit_fenced_partitions_total %v, want 1", v)
+	}
+	// Member a saw one assignment (both partitions) and one revoke (the
+	// moved partition).
+	for _, event := range []string{"assigned", "revoked"} {
+		if v := keeltest.MetricValue(t, reg.Gatherer(), "keel_kafka_rebalances_total", map[string]string{"event": event}); v != 1 {
+			t.Errorf("rebalances_total{event=%q} = %v, want 1", event, v)
+		}
+	}
+	if v := keeltest.MetricValue(t, reg.Gatherer(), "keel_kafka_assigned_partitions", nil); v != 1 {
+		t.Errorf("assigned_partitions = %v after the split, want 1", v)
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
 
-// SASL SCRAM over TLS (with a client certificate) and plain TLS against a
-// cluster that requires them: records go through; a wrong password or a
+// SASL SCRAM and PLAIN over TLS (with a client certificate) and plain TLS
+// against a cluster that requires them: records go through; a wrong password or a
 // missing client certificate is refused at New.
 func TestSecurity(t *testing.T) {
 	certs := kafkatest.NewCerts(t)
@@ -25,6 +25,7 @@ func TestSecurity(t *testing.T) {
 	}{
 		{"scram-sha-256 with mutual TLS", MechanismSCRAMSHA256, ProtocolSASLSSL, true},
 		{"scram-sha-512 over TLS", MechanismSCRAMSHA512, ProtocolSASLSSL, false},
+		{"plain over TLS", MechanismPlain, ProtocolSASLSSL, false},
 		{"TLS without SASL", "", ProtocolSSL, false},
 	}
 	for _, tc := range cases {

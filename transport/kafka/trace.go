@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/transport"
 )
 
@@ -90,48 +92,47 @@ func FormatTraceparent(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
-// TraceContext extracts the W3C trace context a record carries in its
-// traceparent (and tracestate) headers. ok is false when the record has
-// no valid traceparent.
+// TraceContext returns the span context that the global propagator
+// (otel.GetTextMapPropagator, installed by telemetry.Setup from
+// OTEL_PROPAGATORS) extracts from the record's headers, whose names match
+// ignoring case. ok is false when the record carries no valid one, or
+// when no propagator is installed.
 func TraceContext(rec transport.Record) (sc trace.SpanContext, ok bool) {
-	v, found := rec.Header(TraceparentHeader)
-	if !found {
-		return trace.SpanContext{}, false
-	}
-	sc, err := ParseTraceparent(string(v))
-	if err != nil {
-		return trace.SpanContext{}, false
-	}
-	if ts, found := rec.Header(TracestateHeader); found {
-		if state, err := trace.ParseTraceState(string(ts)); err == nil {
-			sc = sc.WithTraceState(state)
+	sc = trace.SpanContextFromContext(telemetry.Extract(context.Background(), rec))
+	return sc, sc.IsValid()
+}
+
+// ContextWithTrace returns ctx carrying what the global propagator
+// extracts from the record's headers: the producer's span context as the
+// remote parent, so that a span started from it joins the producer's
+// trace, and the W3C baggage. Header names match ignoring case. Without
+// trace headers (or without a propagator) it returns ctx.
+func ContextWithTrace(ctx context.Context, rec transport.Record) context.Context {
+	return telemetry.Extract(ctx, rec)
+}
+
+// traceInjection returns the headers the global propagator writes for ctx
+// (traceparent, tracestate and baggage with the default propagators), or
+// nil when it writes none: no span and no baggage in ctx, or no
+// propagator.
+func traceInjection(ctx context.Context) []transport.Header {
+	var carrier transport.Record
+	telemetry.Inject(ctx, &carrier)
+	return carrier.Headers
+}
+
+// replacedBy reports whether the record header key gives way to the
+// injected headers: it has the name of one of them (ignoring case), or it
+// is the tracestate of a trace whose traceparent is replaced.
+func replacedBy(key string, injected []transport.Header) bool {
+	for i := range injected {
+		ik := injected[i].Key
+		if strings.EqualFold(key, ik) ||
+			(strings.EqualFold(ik, TraceparentHeader) && strings.EqualFold(key, TracestateHeader)) {
+			return true
 		}
 	}
-	return sc, true
-}
-
-// ContextWithTrace returns ctx carrying the record's trace context as the
-// remote parent, so that a span started from it joins the producer's
-// trace. Without a valid traceparent it returns ctx.
-func ContextWithTrace(ctx context.Context, rec transport.Record) context.Context {
-	if sc, ok := TraceContext(rec); ok {
-		return trace.ContextWithRemoteSpanContext(ctx, sc)
-	}
-	return ctx
-}
-
-// traceHeaders returns the traceparent and tracestate of the span in ctx,
-// or nil values when ctx carries no valid span.
-func traceHeaders(ctx context.Context) (parent, state []byte) {
-	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() {
-		return nil, nil
-	}
-	parent = []byte(FormatTraceparent(sc))
-	if ts := sc.TraceState().String(); ts != "" {
-		state = []byte(ts)
-	}
-	return parent, state
+	return false
 }
 
 func hexByte(a, b byte) (byte, bool) {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/keel-go/keel/telemetry"
 	"github.com/keel-go/keel/transport"
 )
 
@@ -52,9 +54,12 @@ func TestParseTraceparent(t *testing.T) {
 	}
 }
 
+// TraceContext reads a record's trace headers through the global
+// propagator, names matched ignoring case; nothing without a propagator.
 func TestTraceContextFromRecord(t *testing.T) {
+	usePropagator(t, telemetry.Propagator())
 	rec := transport.Record{Headers: []transport.Header{
-		{Key: TraceparentHeader, Value: []byte(testTraceparent)},
+		{Key: "TraceParent", Value: []byte(testTraceparent)},
 		{Key: TracestateHeader, Value: []byte("a=1,b=2")},
 	}}
 	sc, ok := TraceContext(rec)
@@ -70,5 +75,9 @@ func TestTraceContextFromRecord(t *testing.T) {
 	}
 	if _, ok := TraceContext(transport.Record{Headers: []transport.Header{{Key: TraceparentHeader, Value: []byte("junk")}}}); ok {
 		t.Fatal("junk traceparent accepted")
+	}
+	usePropagator(t, propagation.NewCompositeTextMapPropagator())
+	if _, ok := TraceContext(rec); ok {
+		t.Fatal("trace context extracted with no propagator installed")
 	}
 }
