@@ -48,6 +48,7 @@ import (
 type Budget struct {
 	bytes     atomic.Int64
 	env       BudgetConfig // sanitised, every field set
+	ceiling   int64        // the block ceiling applied to env; 0 = none
 	pressured func() bool
 
 	mu          sync.Mutex
@@ -87,18 +88,20 @@ type BudgetStats struct {
 // the default profile, and each bad override (negative, NaN, out of range,
 // min_bytes above max_bytes, start_bytes outside [min_bytes, max_bytes])
 // is replaced by the profile's value (or clamped) with a warning that
-// names the key, such as self_regulation.budget.max_bytes. It takes
-// WithMetrics, WithLogger and WithPressureSignal.
+// names the key, such as self_regulation.budget.max_bytes. With
+// WithBlockCeiling, start_bytes, min_bytes and max_bytes are then capped
+// at the ceiling, with a warning for each override the cap lowers. It
+// takes WithMetrics, WithLogger, WithPressureSignal and WithBlockCeiling.
 func NewBudget(p Profile, over BudgetConfig, opts ...Option) *Budget {
 	o := collect(opts)
-	env, warnings := sanitizeBudget(p, over)
+	env, warnings := sanitizeBudget(p, over, o.ceiling)
 	log := o.logger()
 	for _, w := range warnings {
 		log.Warn("governor: "+w.msg, "key", w.key)
 	}
 	m := newBudgetInstruments(o.registry())
 	b := &Budget{
-		env: env, pressured: o.pressured,
+		env: env, ceiling: max(o.ceiling, 0), pressured: o.pressured,
 		gauge: m.bytes, block: m.block,
 		behindCount: m.decreases.With("behind"), pressureCnt: m.decreases.With("pressure"),
 	}
@@ -109,9 +112,10 @@ func NewBudget(p Profile, over BudgetConfig, opts ...Option) *Budget {
 
 type budgetWarning struct{ key, msg string }
 
-// sanitizeBudget merges over into the envelope of p and repairs every bad
-// value. The result has every field set and min <= start <= max.
-func sanitizeBudget(p Profile, over BudgetConfig) (BudgetConfig, []budgetWarning) {
+// sanitizeBudget merges over into the envelope of p, repairs every bad
+// value and caps min and max (and so start) at ceiling when ceiling > 0.
+// The result has every field set and min <= start <= max.
+func sanitizeBudget(p Profile, over BudgetConfig, ceiling int64) (BudgetConfig, []budgetWarning) {
 	var warns []budgetWarning
 	warn := func(key, format string, args ...any) {
 		k := Section + "." + key
@@ -171,6 +175,26 @@ func sanitizeBudget(p Profile, over BudgetConfig) (BudgetConfig, []budgetWarning
 		}
 		*f.dst = f.v
 	}
+	if ceiling > 0 {
+		for _, f := range []struct {
+			key string
+			v   int64
+			dst *int64
+		}{
+			{"budget.max_bytes", over.MaxBytes, &env.MaxBytes},
+			{"budget.min_bytes", over.MinBytes, &env.MinBytes},
+		} {
+			if *f.dst <= ceiling {
+				continue
+			}
+			if f.v > 0 {
+				warn(f.key, "(%d) is above the block ceiling (%d bytes: the memory guard's limit times %s.max_block_fraction); using %d: "+
+					"raise max_block_fraction if the process step holds little more memory than its input",
+					f.v, ceiling, Section, ceiling)
+			}
+			*f.dst = ceiling
+		}
+	}
 	if env.MinBytes > env.MaxBytes {
 		repaired := min(prof.MinBytes, env.MaxBytes)
 		if over.MinBytes > 0 {
@@ -185,12 +209,66 @@ func sanitizeBudget(p Profile, over BudgetConfig) (BudgetConfig, []budgetWarning
 	if env.StartBytes < env.MinBytes || env.StartBytes > env.MaxBytes {
 		clamped := min(max(env.StartBytes, env.MinBytes), env.MaxBytes)
 		if over.StartBytes > 0 {
-			warn("budget.start_bytes", "(%d) is outside [min_bytes, max_bytes] = [%d, %d]; using %d",
-				env.StartBytes, env.MinBytes, env.MaxBytes, clamped)
+			why := ""
+			if ceiling > 0 && env.MaxBytes == ceiling && env.StartBytes > ceiling {
+				why = " (max_bytes is the block ceiling: the memory guard's limit times " + Section + ".max_block_fraction)"
+			}
+			warn("budget.start_bytes", "(%d) is outside [min_bytes, max_bytes] = [%d, %d]%s; using %d",
+				env.StartBytes, env.MinBytes, env.MaxBytes, why, clamped)
 		}
 		env.StartBytes = clamped
 	}
 	return env, warns
+}
+
+// BlockCeiling returns the largest budget, in payload bytes, that a
+// memory limit of limit bytes allows: floor(limit × fraction), at least 1;
+// 0, no ceiling, when limit <= 0. A fraction outside (0, 1], or NaN,
+// counts as DefaultMaxBlockFraction. New passes the memory guard's limit
+// and self_regulation.max_block_fraction, and caps the budget's start,
+// floor and ceiling at the result (WithBlockCeiling).
+//
+// Why 1/16. A governed receive holds at most the budget b plus one record,
+// and the engine processes it one sub-block of at most b at a time, so a
+// process step that holds X times its input until the sub-block is sunk
+// peaks at about (1 + X) × b of live memory. The memory guard only
+// accounts the b bytes of the sub-block in flight, so it cannot see the
+// expansion: the ceiling has to keep it in memory by construction. With C
+// the container limit, the guard's limit L = 0.8 × C and the Go memory
+// limit G = 0.9 × C (package memory), and X = 10:
+//
+//	b <= L/16                      block ceiling
+//	(1 + 10) × L/16 = 0.6875 × L   peak live memory of the pipeline
+//	                = 0.55 × C     under G = 0.9 × C by 0.35 × C
+//
+// The 0.35 × C left under G holds the garbage of the previous block until
+// the collector frees it (the Go memory limit makes it run before the heap
+// reaches G), the runtime's own memory and the rest of the service. In a
+// 128 MiB container: L = 102.4 MiB, b <= 6.4 MiB, a peak of 70.4 MiB; in
+// a 1 GiB one: L = 819.2 MiB, b <= 51.2 MiB (the throughput profile's
+// 128 MiB ceiling is lowered, its 16 MiB start is not).
+func BlockCeiling(limit int64, fraction float64) int64 {
+	if limit <= 0 {
+		return 0
+	}
+	if math.IsNaN(fraction) || fraction <= 0 || fraction > 1 {
+		fraction = DefaultMaxBlockFraction
+	}
+	v := math.Floor(float64(limit) * fraction)
+	if v >= float64(limit) { // fraction 1, or rounding near math.MaxInt64
+		return limit
+	}
+	return max(int64(v), 1)
+}
+
+// Ceiling returns the block ceiling the budget was built under
+// (WithBlockCeiling): start_bytes, min_bytes and max_bytes are at most
+// this. 0 means none.
+func (b *Budget) Ceiling() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.ceiling
 }
 
 // Bytes returns the current budget, always in [min_bytes, max_bytes].

@@ -28,6 +28,13 @@ const (
 	// DefaultSoftWeight is the weight of a soft pressure source that
 	// self_regulation.weights does not name.
 	DefaultSoftWeight = 1.0
+	// DefaultMaxBlockFraction is the largest share of the memory guard's
+	// limit one block may take (1/16): the byte budget's start, floor and
+	// ceiling are capped at limit × max_block_fraction. A block at that
+	// cap which the process step expands ten times holds 11/16 of the
+	// guard's limit (55% of the container's), under the Go memory limit
+	// (90%); see BlockCeiling.
+	DefaultMaxBlockFraction = 1.0 / 16
 )
 
 // Defaults of the AIMD byte budget that no profile changes.
@@ -59,9 +66,15 @@ const (
 // settles while the pipeline is saturated (a backlog makes the utilisation
 // about 1, which counts as behind) and the smallest block hard memory
 // pressure can force, so it sets the throughput under sustained load.
-// The first block is sized at start before any feedback: on a small pod,
-// or with a process step that multiplies the memory of what it reads,
-// choose low_latency or lower budget.start_bytes and budget.max_bytes.
+//
+// The table is the envelope on a large machine. New caps start, min and
+// max at the block ceiling, the memory guard's limit times
+// self_regulation.max_block_fraction (1/16 by default; see BlockCeiling),
+// so that the first block, sized at start before any feedback, fits in
+// memory even when the process step expands it ten times: in a 128 MiB
+// container the guard's limit is 102.4 MiB and every profile's start and
+// ceiling become 6.4 MiB. The throughput profile keeps its table values
+// from a 2.5 GiB container up (a 2 GiB guard limit).
 type Profile string
 
 // The profiles.
@@ -137,7 +150,10 @@ func (p Profile) Budget() BudgetConfig {
 // profile's envelope and of the AIMD constants. A zero field takes the
 // profile's value. A bad value (negative, NaN, out of range, a floor above
 // the ceiling) is replaced by the profile's value with a warning naming
-// the key; the budget never fails to build and is never zero.
+// the key; the budget never fails to build and is never zero. New caps
+// start_bytes, min_bytes and max_bytes, overrides included, at the block
+// ceiling (self_regulation.max_block_fraction of the memory guard's
+// limit), with a warning for an override it lowers.
 //
 //	self_regulation:
 //	  budget:
@@ -172,17 +188,19 @@ type BudgetConfig struct {
 
 // Config is the self_regulation section. The zero value is valid and
 // means: self-regulation on, the throughput profile, pause at a pressure
-// level of 0.80 and resume at 0.65, the gates evaluated every 100ms, and
-// every soft pressure source weighing 1.
+// level of 0.80 and resume at 0.65, the gates evaluated every 100ms, no
+// block above 1/16 of the memory guard's limit, and every soft pressure
+// source weighing 1.
 //
 //	self_regulation:
 //	  enabled: true
-//	  profile: throughput     # throughput | balanced | low_latency
-//	  pause_at: 0.80          # level >= pause_at engages the latch
-//	  resume_at: 0.65         # level <= resume_at releases it
-//	  interval: 100ms         # gate evaluation period
-//	  budget: {}              # overrides of the profile, see BudgetConfig
-//	  weights: {}             # soft source name -> weight in [0, 1]
+//	  profile: throughput        # throughput | balanced | low_latency
+//	  pause_at: 0.80             # level >= pause_at engages the latch
+//	  resume_at: 0.65            # level <= resume_at releases it
+//	  interval: 100ms            # gate evaluation period
+//	  max_block_fraction: 0.0625 # block ceiling: memory guard limit × this
+//	  budget: {}                 # overrides of the profile, see BudgetConfig
+//	  weights: {}                # soft source name -> weight in [0, 1]
 //
 // With enabled: false, New builds nothing and returns a nil *Governor,
 // whose methods are safe to call and leave the data path as it is without
@@ -201,6 +219,14 @@ type Config struct {
 	// Interval is the gate evaluation period of Run. 0 means
 	// DefaultInterval (100ms); otherwise at least MinInterval.
 	Interval time.Duration `koanf:"interval" json:"interval" yaml:"interval"`
+	// MaxBlockFraction is the largest share of the memory guard's limit
+	// one block may take, in (0, 1]: New caps the budget's start_bytes,
+	// min_bytes and max_bytes, overrides included, at the guard's limit
+	// times this fraction (see BlockCeiling). 0 means
+	// DefaultMaxBlockFraction (1/16), sized for a process step that holds
+	// up to ten times its input; raise it when the process step holds
+	// little more than its input.
+	MaxBlockFraction float64 `koanf:"max_block_fraction" json:"max_block_fraction" yaml:"max_block_fraction"`
 	// Budget overrides the profile's byte-budget envelope.
 	Budget BudgetConfig `koanf:"budget" json:"budget" yaml:"budget"`
 	// Weights gives soft pressure sources, by name, a weight in [0, 1]:
@@ -230,6 +256,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
+	}
+	if c.MaxBlockFraction == 0 {
+		c.MaxBlockFraction = DefaultMaxBlockFraction
 	}
 	return c
 }
@@ -268,6 +297,10 @@ func (c Config) Validate() error {
 			bad("resume_at", "(%s) must be below %s.pause_at (%s): the gap between them keeps the gate from flapping; lower resume_at or raise pause_at",
 				fmtFloat(d.ResumeAt), Section, fmtFloat(d.PauseAt))
 		}
+	}
+	if f := c.MaxBlockFraction; math.IsNaN(f) || f < 0 || f > 1 {
+		bad("max_block_fraction", "must be in (0, 1], got %s; leave it unset for the default %s (a block may take 1/16 of the memory guard's limit)",
+			fmtFloat(f), fmtFloat(DefaultMaxBlockFraction))
 	}
 	if c.Interval < 0 || (c.Interval > 0 && c.Interval < MinInterval) {
 		bad("interval", "must be at least %s, got %s; leave it unset for the default %s", MinInterval, c.Interval, DefaultInterval)

@@ -23,7 +23,8 @@ func TestConfigZeroValueIsValidAndDefaults(t *testing.T) {
 		t.Fatal("enabled by default")
 	}
 	d := c.WithDefaults()
-	if *d.Enabled != true || d.Profile != governor.ProfileThroughput || d.PauseAt != 0.80 || d.ResumeAt != 0.65 || d.Interval != 100*time.Millisecond {
+	if *d.Enabled != true || d.Profile != governor.ProfileThroughput || d.PauseAt != 0.80 || d.ResumeAt != 0.65 || d.Interval != 100*time.Millisecond ||
+		d.MaxBlockFraction != 0.0625 {
 		t.Fatalf("defaults %+v", d)
 	}
 	if (governor.Config{Enabled: ptr(false)}).IsEnabled() {
@@ -47,6 +48,9 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 		{"interval_tiny", governor.Config{Interval: time.Microsecond}, []string{"self_regulation.interval must be at least 1ms, got 1µs"}},
 		{"weights", governor.Config{Weights: map[string]float64{"queue": 1.5, "lag": math.NaN(), "": 0.5, "ok": 0}},
 			[]string{"self_regulation.weights.queue must be in [0, 1], got 1.5", "self_regulation.weights.lag must be in [0, 1], got NaN", "empty source name"}},
+		{"max_block_fraction_above_one", governor.Config{MaxBlockFraction: 1.5}, []string{"self_regulation.max_block_fraction must be in (0, 1], got 1.5; leave it unset for the default 0.0625"}},
+		{"max_block_fraction_negative", governor.Config{MaxBlockFraction: -0.1}, []string{"self_regulation.max_block_fraction must be in (0, 1], got -0.1"}},
+		{"max_block_fraction_nan", governor.Config{MaxBlockFraction: math.NaN()}, []string{"self_regulation.max_block_fraction must be in (0, 1], got NaN"}},
 		{"several", governor.Config{PauseAt: 2, Profile: "x", Interval: -1}, []string{"pause_at", "profile", "interval"}},
 	}
 	for _, c := range cases {
@@ -133,6 +137,7 @@ self_regulation:
   pause_at: 0.85
   resume_at: 0.6
   interval: 250ms
+  max_block_fraction: 0.25
   budget:
     start_bytes: 524288
     min_bytes: 2048
@@ -151,7 +156,7 @@ self_regulation:
 	want := governor.BudgetConfig{StartBytes: 512 * kib, MinBytes: 2 * kib, MaxBytes: 4 * mib, StepBytes: 32 * kib,
 		RecordCap: 100, TargetRho: 0.6, DecreaseFactor: 0.25, EMAAlpha: 0.5}
 	if cfg.Enabled == nil || !*cfg.Enabled || cfg.Profile != governor.ProfileLowLatency || cfg.PauseAt != 0.9 || cfg.ResumeAt != 0.6 ||
-		cfg.Interval != 250*time.Millisecond || cfg.Budget != want || cfg.Weights["queue"] != 0.5 || cfg.Weights["lag"] != 1 {
+		cfg.Interval != 250*time.Millisecond || cfg.MaxBlockFraction != 0.25 || cfg.Budget != want || cfg.Weights["queue"] != 0.5 || cfg.Weights["lag"] != 1 {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -54,13 +54,30 @@
 //
 // self_regulation.profile picks the budget envelope (throughput, the
 // default; balanced; low_latency); self_regulation.budget overrides any
-// field. See Profile for the table. The first block is sized at the start
-// value, before any feedback: on a small pod, or when the process step
-// multiplies the memory of what it reads, pick low_latency or lower
-// budget.start_bytes and budget.max_bytes so that one block times its
-// expansion fits in memory. Under a sustained backlog blocks arrive back
-// to back, the utilisation is about 1, and the budget settles at
-// budget.min_bytes, which therefore sets the throughput under load.
+// field. See Profile for the table. Under a sustained backlog blocks
+// arrive back to back, the utilisation is about 1, and the budget settles
+// at budget.min_bytes, which therefore sets the throughput under load.
+//
+// # The block ceiling
+//
+// The first block is sized at the start value, before any feedback, and
+// the memory guard only accounts the payload bytes of the sub-block in
+// flight: it does not see what the process step allocates. A step that
+// holds ten times its input would take a 16 MiB block to 176 MiB, which a
+// 128 MiB container cannot survive, and no pressure signal would come in
+// time. So New caps the budget's start, floor and ceiling at the block
+// ceiling, the guard's limit L times self_regulation.max_block_fraction
+// (default 1/16):
+//
+//	block ceiling b = L/16              (L = 0.8 × the container limit C)
+//	peak            ≈ (1 + 10) × b      (the block and its 10× expansion)
+//	                = 0.6875 × L = 0.55 × C, under the Go limit 0.9 × C
+//
+// In a 128 MiB container every profile's start and ceiling become
+// 6.4 MiB; the throughput profile keeps its 16 MiB start from 320 MiB up
+// and its 128 MiB ceiling from 2.5 GiB up. An override above the ceiling
+// is lowered with a warning; raise max_block_fraction (up to 1) for a
+// process step that holds little more than its input. See BlockCeiling.
 //
 // # Metrics
 //
@@ -76,8 +93,9 @@
 // # Config
 //
 // The section is self_regulation: enabled (true), profile (throughput),
-// pause_at (0.80), resume_at (0.65), interval (100ms), budget (overrides
-// of the profile) and weights (soft source name to weight in [0, 1]).
+// pause_at (0.80), resume_at (0.65), interval (100ms), max_block_fraction
+// (0.0625), budget (overrides of the profile) and weights (soft source
+// name to weight in [0, 1]).
 // Validate names the key of each problem, for example
 // "self_regulation.resume_at (0.9) must be below self_regulation.pause_at
 // (0.8)". Bad budget overrides are repaired with a warning instead.

@@ -40,12 +40,15 @@ func ExampleNew() {
 	guard.Release(100) // 60%: at or below resume_at
 	held, _ = gov.Gate().Evaluate(ctx)
 	fmt.Println("held at 0.60:", held)
-	fmt.Println("budget:", gov.Budget().Bytes(), "record cap:", gov.Budget().RecordCap())
+	// A block may take 1/16 of the guard's limit (max_block_fraction): the
+	// balanced profile's 8 MiB start is capped at 62 of the 1000 bytes.
+	b := gov.Budget().(*governor.Budget)
+	fmt.Println("budget:", b.Bytes(), "ceiling:", b.Ceiling(), "record cap:", b.RecordCap())
 	// Output:
 	// held at 0.85: true
 	// held at 0.70: true
 	// held at 0.60: false
-	// budget: 8388608 record cap: 1000
+	// budget: 62 ceiling: 62 record cap: 1000
 }
 
 // With self_regulation.enabled false New builds nothing; the same wiring

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-go/keel/memory"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -64,6 +65,13 @@ type Governor struct {
 // Sources come from WithMemory (the hard source) and WithSource; the
 // Governor's own gate takes WithActuator; metrics and logs go to
 // WithMetrics and WithLogger. New starts no goroutine: call Run.
+//
+// The budget's start_bytes, min_bytes and max_bytes are capped at the
+// block ceiling, the memory guard's limit times
+// self_regulation.max_block_fraction (1/16 by default; see BlockCeiling),
+// so that one block fits in memory with a process step that expands it
+// ten times. Without a guard, or with a guard without a limit, the budget
+// keeps its profile's envelope.
 func New(cfg Config, opts ...Option) (*Governor, error) {
 	o := collect(opts)
 	log := o.logger()
@@ -112,11 +120,37 @@ func New(cfg Config, opts ...Option) (*Governor, error) {
 		log.Warn("governor: no hard pressure source; the gate and the budget see soft sources and utilisation only. Pass governor.WithMemory(guard)")
 	}
 	registerPressureGauge(g.reg, g.pressure)
-	g.budget = NewBudget(c.Profile, c.Budget, WithMetrics(g.reg), WithLogger(log), WithPressureSignal(g.pressureSignal))
+	ceiling := blockCeiling(o.sources, c.MaxBlockFraction, log)
+	g.budget = NewBudget(c.Profile, c.Budget, WithMetrics(g.reg), WithLogger(log), WithPressureSignal(g.pressureSignal),
+		WithBlockCeiling(ceiling))
 	g.gate = g.NewGate(o.actSource, o.act)
 	log.Info("governor: self-regulation on", "profile", c.Profile.String(), "pause_at", c.PauseAt, "resume_at", c.ResumeAt,
-		"interval", c.Interval.String(), "sources", g.pressure.Len(), "hard_sources", hard, "budget", g.budget.Config())
+		"interval", c.Interval.String(), "sources", g.pressure.Len(), "hard_sources", hard,
+		"block_ceiling_bytes", ceiling, "budget", g.budget.Config())
 	return g, nil
+}
+
+// blockCeiling is the budget's block ceiling: the lowest limit of the
+// memory guards among sources times fraction (see BlockCeiling), or 0
+// when no guard has a limit.
+func blockCeiling(sources []Source, fraction float64, log *slog.Logger) int64 {
+	var limit int64
+	guards := 0
+	for _, s := range sources {
+		mg, ok := s.(*memory.Guard)
+		if !ok {
+			continue
+		}
+		guards++
+		if l := mg.Limit(); l > 0 && (limit == 0 || l < limit) {
+			limit = l
+		}
+	}
+	if guards > 0 && limit == 0 {
+		log.Warn("governor: the memory guard has no limit (memory.enabled is false, or no limit was found); the byte budget keeps its profile's size. Set memory.limit_bytes",
+			"key", memory.Section+".limit_bytes")
+	}
+	return BlockCeiling(limit, fraction)
 }
 
 // pressureSignal is the budget's hard-pressure signal: a gate found its

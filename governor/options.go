@@ -20,6 +20,7 @@ type options struct {
 	act       Actuator
 	pressured func() bool
 	pressure  *Pressure
+	ceiling   int64
 }
 
 func collect(opts []Option) options {
@@ -52,6 +53,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithMemory adds the memory guard as a pressure source of New: the hard
 // source (while the guard is enabled and has a limit). A nil guard is
 // ignored.
+//
+// The guard's limit also sets the block ceiling of New's budget: its
+// start, floor and ceiling are capped at limit ×
+// self_regulation.max_block_fraction (see BlockCeiling); with several
+// guards, the lowest limit. A guard without a limit (disabled, or no limit
+// found) sets no ceiling.
 func WithMemory(g *memory.Guard) Option {
 	return func(o *options) {
 		if g != nil {
@@ -80,6 +87,12 @@ func WithSource(s Source) Option {
 func WithActuator(source string, a Actuator) Option {
 	return func(o *options) { o.actSource, o.act = source, a }
 }
+
+// WithBlockCeiling caps the start_bytes, min_bytes and max_bytes of
+// NewBudget's envelope, overrides included, at n bytes; n <= 0 means no
+// cap. New derives it from the memory guard (see WithMemory and
+// BlockCeiling) and ignores this option.
+func WithBlockCeiling(n int64) Option { return func(o *options) { o.ceiling = n } }
 
 // WithPressureSignal gives NewBudget the hard-pressure signal: when f
 // returns true at an Observe, the budget decreases whatever the

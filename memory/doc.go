@@ -51,6 +51,7 @@
 //	guard limit       1073741824 × 0.80 = 858993459 bytes  (819.2 MiB)
 //	under pressure    858993459 × 0.80  ≈ 687194768 bytes  (655.4 MiB, 64% of the pod)
 //	refusals          beyond 858993459 accounted bytes
+//	block ceiling     858993459 / 16    = 53687091 bytes   (51.2 MiB, package governor)
 //
 // When the user set GOMEMLIMIT (any value the runtime accepts, such as
 // 700MiB), keel leaves it alone and derives the guard from the lower of C
@@ -61,11 +62,17 @@
 // is treated like GOMEMLIMIT.
 //
 // An explicit memory.limit_bytes is the guard's limit as given, without
-// headroom; it must not exceed G (New fails and says so). Without any
-// limit (no cgroup limit, no /proc/meminfo, no GOMEMLIMIT) the guard
-// admits everything and logs a warning. On a host without a cgroup limit
-// ApplyGoMemoryLimit does not set a runtime limit: the machine's memory is
-// shared with other processes.
+// headroom; it must not exceed G (New fails and says so). On Linux there
+// is always a limit: without a cgroup limit (bare metal, a VM, a container
+// without a memory limit) C is the system memory, so the pressure ratio
+// and every signal derived from it (the governor's gate, the worker
+// pool's scaler, the scaling signal) mean something everywhere. Only
+// without any limit (no cgroup limit, no readable /proc/meminfo, no
+// GOMEMLIMIT: not Linux, or a broken /proc) does the guard admit
+// everything and report a ratio of 0, and it logs a warning saying to set
+// memory.limit_bytes. On a host without a cgroup limit ApplyGoMemoryLimit
+// does not set a runtime limit: the machine's memory is shared with other
+// processes.
 //
 // ApplyGoMemoryLimit is an explicit call, never a side effect of New or of
 // importing the package, so tests and libraries that build a guard do not
@@ -97,8 +104,21 @@
 //
 // By default current bytes are the accounted bytes: exact for what the
 // caller accounts, blind to the rest (decoded copies, client buffers,
-// caches), and the Go memory limit is the safety net for that rest. With
-// use_heap the guard also reads the live heap (runtime/metrics
+// caches, what a process step allocates), and the Go memory limit is the
+// safety net for that rest. The batch engine accounts the payload bytes
+// of the sub-block in flight, so a process step that expands its input
+// ten times is invisible to the guard; what keeps it in memory is the
+// governor's block ceiling, which caps every block at L/16 by default
+// (package governor, self_regulation.max_block_fraction):
+//
+//	block and expansion   (1 + 10) × L/16 = 0.6875 × L = 0.55 × C
+//	Go memory limit       G = 0.9 × C, so 0.35 × C remains for the
+//	                      garbage of the previous block and the runtime
+//
+// In a 128 MiB container that is 6.4 MiB blocks and a 70.4 MiB peak
+// under a 115.2 MiB Go memory limit.
+//
+// With use_heap the guard also reads the live heap (runtime/metrics
 // /gc/heap/live:bytes, the bytes the last GC found reachable, at most once
 // per heap_sample_interval, default 100ms) and uses the larger of the two
 // views: a reservation must fit in both. The accounting API is the same in

@@ -95,6 +95,16 @@ func TestResolveSystemMemoryAndNone(t *testing.T) {
 			t.Fatalf("Resolve = %+v", lim)
 		}
 	})
+	t.Run("bare metal: the system memory makes a hard source", func(t *testing.T) {
+		g := newGuard(t, Config{}, map[string]string{"proc/meminfo": meminfo(podSystemKiB)})
+		if g.Limit() != podSystemGuard || g.Limits().Source != SourceSystem || !g.Hard() {
+			t.Fatalf("limit %d source %s hard %v", g.Limit(), g.Limits().Source, g.Hard())
+		}
+		g.Add(podSystemGuard / 2)
+		if r := g.PressureRatio(); math.Abs(r-0.5) > 1e-9 {
+			t.Fatalf("pressure ratio %v, want 0.5", r)
+		}
+	})
 	t.Run("nothing at all", func(t *testing.T) {
 		isolate(t)
 		lim := resolve(t, Config{}, emptyMachine(t))

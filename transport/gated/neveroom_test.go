@@ -115,10 +115,14 @@ func TestNeverOOMInProcess(t *testing.T) {
 		pauseOnce.Do(func() { close(paused) })
 		return nil
 	}}
+	// max_block_fraction 1 lifts the block ceiling (1/16 of the limit by
+	// default) so that the first block can be the whole limit and show
+	// the gate at work; the process step does not expand its input.
 	gov, err := governor.New(governor.Config{
-		Profile:  governor.ProfileLowLatency,
-		Interval: time.Millisecond,
-		Budget:   governor.BudgetConfig{StartBytes: limit, MaxBytes: limit, MinBytes: kib, StepBytes: step},
+		Profile:          governor.ProfileLowLatency,
+		Interval:         time.Millisecond,
+		MaxBlockFraction: 1,
+		Budget:           governor.BudgetConfig{StartBytes: limit, MaxBytes: limit, MinBytes: kib, StepBytes: step},
 	}, governor.WithMemory(guard), governor.WithActuator("inmem", act), governor.WithMetrics(reg), governor.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
@@ -252,4 +256,82 @@ func TestNeverOOMInProcess(t *testing.T) {
 	}
 	t.Logf("leases %d, first %d B, largest later %d B, final budget %d B, gate %+v, budget %+v",
 		len(leases), leases[0].bytes, maxLater, gov.Budget().Bytes(), st, bs)
+}
+
+// The default block ceiling, in process: with the self_regulation
+// section at its defaults, a process step that holds ten times each
+// sub-block until it is sunk (accounted on the guard, so the peak is
+// measurable) never takes the guard past 11/16 of its limit, under the
+// pressure threshold, so every record flows without the gate engaging.
+// The control lifts the ceiling to the whole limit (max_block_fraction
+// 1): the first block is then the limit itself and its expansion takes
+// the guard to 11 times the limit.
+func TestDefaultBlockCeilingBoundsTheExpansion(t *testing.T) {
+	const (
+		limit     = 1 << 20
+		recSize   = 4 * kib
+		records   = 512 // 2 MiB
+		expansion = 10
+	)
+	run := func(t *testing.T, cfg governor.Config) (ceiling, peak int64, pauses uint64) {
+		ctx := testCtx(t)
+		reg := testRegistry()
+		guard, err := memory.New(memory.Config{LimitBytes: limit}, memory.WithMetrics(reg), memory.WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gov := newGovernor(t, cfg, governor.WithMemory(guard))
+		tr := inmem.New(inmem.Config{Capacity: records})
+		for i := 0; i < records; i++ {
+			if err := tr.InjectPayloads(ctx, make([]byte, recSize)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr.CloseInput()
+		eng, err := engine.New(engine.Config{Memory: guard, Budget: gov.Budget(), Metrics: reg, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held func()
+		process := func(_ context.Context, b transport.Batch) (transport.Batch, error) {
+			held = guard.Lease(expansion * b.PayloadBytes())
+			peak = max(peak, guard.Accounted())
+			if _, err := gov.Gate().Evaluate(ctx); err != nil {
+				t.Error(err)
+			}
+			return b, nil
+		}
+		sunk := 0
+		sink := func(_ context.Context, b transport.Batch) error {
+			sunk += len(b.Records)
+			held()
+			return nil
+		}
+		if err := eng.RunGoverned(ctx, gated.Governed(gov, tr), process, sink); err != nil {
+			t.Fatal(err)
+		}
+		if sunk != records || tr.Committed() != records || guard.Accounted() != 0 {
+			t.Fatalf("sunk %d, committed %d, want %d; %d bytes still accounted", sunk, tr.Committed(), records, guard.Accounted())
+		}
+		return gov.Budget().(*governor.Budget).Ceiling(), peak, gov.Gate().Stats().Pauses
+	}
+	t.Run("defaults", func(t *testing.T) {
+		ceiling, peak, pauses := run(t, governor.Config{})
+		if ceiling != limit/16 {
+			t.Fatalf("block ceiling %d, want %d", ceiling, limit/16)
+		}
+		if bound := (1 + expansion) * ceiling; peak > bound || float64(peak) >= memory.DefaultPressureThreshold*limit {
+			t.Fatalf("peak accounted %d bytes, want <= %d and under the pressure threshold (%v of %d)", peak, bound, memory.DefaultPressureThreshold, limit)
+		}
+		if pauses != 0 {
+			t.Fatalf("the gate engaged %d times", pauses)
+		}
+		t.Logf("ceiling %d B, peak accounted %d B (%.4f of the limit)", ceiling, peak, float64(peak)/limit)
+	})
+	t.Run("control without the ceiling", func(t *testing.T) {
+		ceiling, peak, pauses := run(t, governor.Config{MaxBlockFraction: 1})
+		if ceiling != limit || peak != (1+expansion)*limit || pauses < 1 {
+			t.Fatalf("ceiling %d, peak %d, %d pauses: want the whole limit, 11 times it, and the gate engaged", ceiling, peak, pauses)
+		}
+	})
 }

@@ -24,28 +24,48 @@ const (
 	oomRecordSize = 32 << 10 // 32 KiB payloads
 	oomRecords    = 2048     // a 64 MiB stream: 704 MiB through the transform
 	oomExpansion  = 10       // the transform holds 10× each record until the block is sunk
-	oomBudgetMax  = 1 << 20  // the on leg's budget ceiling: 1 MiB blocks, 11 MiB with the expansion
-	// oomOnTimeout and oomOffTimeout bound the legs (on an idle machine the
-	// on leg takes about 1 s, 4 s under -race, and the off leg is killed
-	// within 2 s): together they stay under a minute even on a busy one.
-	oomOnTimeout  = 38 * time.Second
-	oomOffTimeout = 15 * time.Second
+	// oomOnTimeout and oomOffTimeout bound the legs (on 2 CPUs at a load
+	// average of 17 the on leg took 2 to 5 s, 11 to 17 s under -race, and
+	// the off leg was killed within 2 to 4 s, 8 to 13 s under -race):
+	// together they stay under a minute.
+	oomOnTimeout  = 30 * time.Second
+	oomOffTimeout = 25 * time.Second
 )
+
+// oomRaceFactor is how much larger a -race binary's cgroup is: the race
+// detector's shadow memory is charged to the cgroup but not counted by the
+// Go runtime, and with this workload it added 100 to 190 MiB to a Go heap
+// held under 115 MiB.
+const oomRaceFactor = 4
 
 // oomLimits returns the memory limit of each leg's cgroup and the
 // engine's batch_processing.max_chunk_size in both legs: the size of the
 // control leg's blocks, 16 MiB of payload that expand to 176 MiB, 1.4
-// times the 128 MiB limit. The self-regulated leg peaks at 40 to 65 MiB.
-// A -race binary also charges the race detector's shadow memory, which
-// the Go runtime does not count and which made that leg peak anywhere
-// from 45 to 120 MiB: it gets twice the limit, and twice the chunk so
-// that the control leg still exceeds the limit on its Go memory alone
-// (352 MiB of expansion).
+// times the 128 MiB limit. In the self-regulated leg the block ceiling
+// (1/16 of the guard's 102.4 MiB) caps blocks at 6.4 MiB, 70.4 MiB with
+// their expansion. A -race binary gets oomRaceFactor times the limit and
+// the whole stream as the control leg's one block (704 MiB of expansion,
+// well above the limit on its Go memory alone).
 func oomLimits() (limit int64, maxChunk int) {
 	if raceBuild {
-		return 256 << 20, 1024
+		return oomRaceFactor * 128 << 20, oomRecords
 	}
 	return 128 << 20, 512
+}
+
+// oomMemoryConfig is the memory section of both legs: the defaults, but
+// for a -race binary, whose cgroup is oomRaceFactor times larger, the
+// fractions divided by that factor, so that the Go memory limit and the
+// guard's limit are those of the normal build's 128 MiB cgroup and the
+// rest is left to the race detector's shadow memory.
+func oomMemoryConfig() memory.Config {
+	if raceBuild {
+		return memory.Config{
+			HeadroomFraction:      memory.DefaultHeadroomFraction / oomRaceFactor,
+			GoMemoryLimitFraction: memory.DefaultGoMemoryLimitFraction / oomRaceFactor,
+		}
+	}
+	return memory.Config{}
 }
 
 // backlog is a source with a standing backlog, like a Kafka partition
@@ -110,8 +130,9 @@ func (b *backlog) Name() string                 { return "backlog" }
 // waits for the parent to move it into the cgroup (one line on stdin),
 // then streams oomRecords records from a backlog through the governed
 // engine with a transform that allocates oomExpansion times each record
-// and holds the memory until the block is sunk. The only difference
-// between the legs is self_regulation.enabled.
+// and holds the memory until the block is sunk. Both legs run the memory
+// and self_regulation sections at their defaults, as a service would;
+// the only difference is self_regulation.enabled.
 func TestHelperNeverOOMChild(t *testing.T) {
 	leg := os.Getenv(oomChildEnv)
 	if leg == "" {
@@ -127,17 +148,13 @@ func TestHelperNeverOOMChild(t *testing.T) {
 	reg := testRegistry()
 	// The memory guard as a service builds it: its limit detected from the
 	// cgroup, and the Go runtime memory limit set below it, in both legs.
-	guard, err := memory.New(memory.Config{}, memory.WithMetrics(reg), memory.WithLogger(quietLogger()))
+	guard, err := memory.New(oomMemoryConfig(), memory.WithMetrics(reg), memory.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gl := guard.ApplyGoMemoryLimit()
-	gov, err := governor.New(governor.Config{
-		Enabled:  ptr(leg == "on"),
-		Profile:  governor.ProfileLowLatency,
-		Interval: 10 * time.Millisecond,
-		Budget:   governor.BudgetConfig{MaxBytes: oomBudgetMax},
-	}, governor.WithMemory(guard), governor.WithMetrics(reg), governor.WithLogger(quietLogger()))
+	gov, err := governor.New(governor.Config{Enabled: ptr(leg == "on")},
+		governor.WithMemory(guard), governor.WithMetrics(reg), governor.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +190,19 @@ func TestHelperNeverOOMChild(t *testing.T) {
 	if err := eng.RunGoverned(ctx, gated.Governed(gov, src), process, sink); err != nil {
 		t.Fatal(err)
 	}
-	bs := gov.Stats().Budget
-	fmt.Printf("%s leg=%s delivered=%d committed=%d max_block_records=%d guard_limit=%d go_limit=%d budget=%d\n",
-		oomResultTag, leg, delivered, src.committed, maxBlock, guard.Limit(), gl.Bytes, bs.Bytes)
+	// The brake's evidence: the block ceiling the budget was built under,
+	// its envelope, and what the gate and the budget did under pressure.
+	st := gov.Stats()
+	var ceiling, start, maxBytes int64
+	if b, ok := gov.Budget().(*governor.Budget); ok {
+		ceiling, start, maxBytes = b.Ceiling(), b.Config().StartBytes, b.Config().MaxBytes
+	}
+	var pauses uint64
+	for _, g := range st.Gates {
+		pauses += g.Pauses
+	}
+	fmt.Printf("%s leg=%s delivered=%d committed=%d max_block_records=%d guard_limit=%d go_limit=%d "+
+		"block_ceiling=%d budget_start=%d budget_max=%d budget=%d pauses=%d pressure_decreases=%d\n",
+		oomResultTag, leg, delivered, src.committed, maxBlock, guard.Limit(), gl.Bytes,
+		ceiling, start, maxBytes, st.Budget.Bytes, pauses, st.Budget.DecreasesPressure)
 }

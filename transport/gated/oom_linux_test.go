@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keel-go/keel/governor"
 )
 
 const cgroupMount = "/sys/fs/cgroup"
@@ -264,14 +266,21 @@ func resultLine(out string) map[string]string {
 }
 
 // Never OOM, for real: the same binary, in a cgroup limited to 128 MiB
-// (256 MiB under -race, see oomLimits) without swap, streams 64 MiB of
-// records from a backlog through a transform that holds ten times each
-// record until its block is sunk. With self-regulation on (the
-// low_latency profile, its ceiling sized for the expansion) every record
-// is delivered and committed, no block exceeds the budget, and the kernel
-// kills nothing. With it off, the plain loop takes max_chunk_size records
-// (16 MiB) as one block, its expansion exceeds the limit and the kernel
-// OOM-kills the process: the control leg shows the limit is real.
+// without swap, streams 64 MiB of records from a backlog through a
+// transform that holds ten times each record until its block is sunk.
+// Both legs run the memory and self_regulation sections at their
+// defaults; only the memory limit comes from the cgroup, as it would in
+// production. (A -race binary gets a cgroup four times larger and memory
+// fractions four times smaller, the same limits for the Go runtime and the
+// guard, and room for the race detector's shadow memory; see oomLimits
+// and oomMemoryConfig.) With self-regulation on the
+// budget starts and stays under the block ceiling, 1/16 of the guard's
+// limit (6.4 MiB here, against the throughput profile's 16 MiB start and
+// 128 MiB ceiling): every record is delivered and committed, no block
+// exceeds the ceiling, and the kernel kills nothing. With it off, the
+// plain loop takes max_chunk_size records (16 MiB) as one block, its
+// expansion exceeds the limit and the kernel OOM-kills the process: the
+// control leg shows the limit is real.
 func TestNeverOOMUnderCgroup(t *testing.T) {
 	if os.Getenv(oomChildEnv) != "" {
 		t.Skip("inside the helper process")
@@ -291,8 +300,31 @@ func TestNeverOOMUnderCgroup(t *testing.T) {
 		if r.oomKills != 0 {
 			t.Fatalf("%d OOM kills in the self-regulated leg", r.oomKills)
 		}
-		if n, _ := strconv.Atoi(res["max_block_records"]); n < 1 || n > oomBudgetMax/oomRecordSize {
-			t.Fatalf("largest block %s records, want 1..%d (the budget ceiling)", res["max_block_records"], oomBudgetMax/oomRecordSize)
+		num := func(key string) int64 {
+			v, err := strconv.ParseInt(res[key], 10, 64)
+			if err != nil {
+				t.Fatalf("result %s=%q: %v; line: %s", key, res[key], err, res["line"])
+			}
+			return v
+		}
+		// The guard found the cgroup's limit, as a service would.
+		headroom := oomMemoryConfig().WithDefaults().HeadroomFraction
+		if got, wantGuard := num("guard_limit"), int64(float64(limit)*headroom); got != wantGuard {
+			t.Fatalf("guard limit %d, want %d (the cgroup's %d × %v)", got, wantGuard, limit, headroom)
+		}
+		// The brake acted: the default budget was built under the block
+		// ceiling, below the throughput profile's start and ceiling, and
+		// no block the sink saw was larger.
+		ceiling := num("block_ceiling")
+		prof := governor.DefaultProfile.Budget()
+		if wantC := governor.BlockCeiling(num("guard_limit"), governor.DefaultMaxBlockFraction); ceiling != wantC || ceiling >= prof.StartBytes {
+			t.Fatalf("block ceiling %d, want %d, below the %s profile's start %d", ceiling, wantC, governor.DefaultProfile, prof.StartBytes)
+		}
+		if num("budget_start") != ceiling || num("budget_max") != ceiling || num("budget") > ceiling {
+			t.Fatalf("budget start %d, max %d, final %d: want start and max at the ceiling %d", num("budget_start"), num("budget_max"), num("budget"), ceiling)
+		}
+		if n := num("max_block_records"); n < 1 || n > max(ceiling/oomRecordSize, 1) {
+			t.Fatalf("largest block %d records, want 1..%d (the block ceiling)", n, ceiling/oomRecordSize)
 		}
 		t.Logf("on: survived in %s, cgroup peak %d bytes of %d: %s", r.elapsed.Round(time.Millisecond), r.peak, limit, res["line"])
 	})
