@@ -71,8 +71,9 @@
 // DumpJSON, Effective and Sections never show a secret: values are
 // redacted by type (secret.String fields of registered sections) and by
 // key name (IsSensitiveKey: password, secret, token, key, credential,
-// auth, private, cert, dsn, connection string, ... matched as words, so
-// api_key is sensitive and keyboard is not), and URL passwords are masked.
+// auth, session, private, cert, dsn, connection string, ... matched as
+// words, so api_key is sensitive and keyboard is not; the log masker uses
+// the same rules), and URL passwords are masked.
 //
 // # Reload
 //

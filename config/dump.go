@@ -147,7 +147,7 @@ func redactValue(v reflect.Value, sensitive bool, depth int) any {
 		it := v.MapRange()
 		for it.Next() {
 			k := fmt.Sprint(it.Key().Interface())
-			out[k] = redactValue(it.Value(), sensitive || sensitiveSegment(k), depth+1)
+			out[k] = redactValue(it.Value(), sensitive || IsSensitiveKey(k), depth+1)
 		}
 		return out
 	case reflect.Slice, reflect.Array:
@@ -194,7 +194,7 @@ func redactStruct(v reflect.Value, sensitive bool, depth int, out map[string]any
 				}
 			}
 		default:
-			out[tag.name] = redactValue(fv, sensitive || sensitiveSegment(tag.name), depth+1)
+			out[tag.name] = redactValue(fv, sensitive || IsSensitiveKey(tag.name), depth+1)
 		}
 	}
 }
@@ -233,7 +233,7 @@ func redactRaw(v any, path []string, sensitive bool, patterns [][]string) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = redactRaw(e, append(path[:len(path):len(path)], strings.ToLower(k)), sensitive || sensitiveSegment(k), patterns)
+			out[k] = redactRaw(e, append(path[:len(path):len(path)], strings.ToLower(k)), sensitive || IsSensitiveKey(k), patterns)
 		}
 		return out
 	case []any:

@@ -7,33 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-go/keel/internal/sensitive/sensitivetest"
 	"github.com/keel-go/keel/secret"
 )
 
+// TestIsSensitiveKey checks the shared key list: secrets and lone keys
+// (key material in a configuration) are redacted, plain keys are not.
 func TestIsSensitiveKey(t *testing.T) {
-	sensitive := []string{
-		"password", "db_password", "DB_PASSWORD", "dbPassword", "passwd", "passphrase",
-		"secret", "client_secret", "secrets", "token", "access_token", "accessToken", "authtoken",
-		"key", "api_key", "apiKey", "APIKey", "apikey", "private_key", "privateKey", "keys", "api_keys", "ssh_keys", "signingKeys",
-		"key_header_secret", "header_key", "key_file",
-		"credential", "credentials", "aws_credentials_file", "auth", "oauth", "basic_auth",
-		"authorization", "authentication", "private", "cert", "tls_cert_path", "client-cert",
-		"cacert", "certificate", "dsn", "sentry_dsn", "connection_string", "connectionString",
-		"ConnectionString", "conn_str", "jwt", "bearer", "pwd",
-		"database.password", "auth.mechanism", "kafka.sasl.password", "MYAPP_DATABASE__PASSWORD",
-	}
-	plain := []string{
-		"keyboard", "monkey", "author", "authority", "host", "port", "brokers", "hotkeys_enabled",
-		"log_level", "timeout", "concert", "tokenizer", "passenger", "database.host", "kafka.topic",
-		"", "MYAPP_LOG_LEVEL", "keyspace", "turkey", "intern_keys", "batch_processing.intern_keys", "sort_keys",
-		"key_header", "input.http.key_header", "keyHeader", "key_field", "partition_key_column",
-	}
-	for _, k := range sensitive {
-		if !IsSensitiveKey(k) {
-			t.Errorf("IsSensitiveKey(%q) = false, want true", k)
+	for _, list := range [][]string{sensitivetest.Secret, sensitivetest.Key} {
+		for _, k := range list {
+			if !IsSensitiveKey(k) {
+				t.Errorf("IsSensitiveKey(%q) = false, want true", k)
+			}
 		}
 	}
-	for _, k := range plain {
+	for _, k := range sensitivetest.Plain {
 		if IsSensitiveKey(k) {
 			t.Errorf("IsSensitiveKey(%q) = true, want false", k)
 		}

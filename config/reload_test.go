@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,17 +358,51 @@ func TestWatchPeriod(t *testing.T) {
 // gives one reload: three file edits are made while the debounce (long
 // compared with the poll) is pending, and the first reload already sees
 // the last edit.
+// TestWatchDebounce: a burst of edits within the debounce window gives
+// exactly one reload, one result and one change notification, reading the
+// last content.
 func TestWatchDebounce(t *testing.T) {
 	e := newEnv(t)
 	p := filepath.Join(e.work, "settings.yaml")
 	writeFile(t, p, "a: 0\n")
 	c := e.load(t, e.opts())
-	results, _ := watch(t, c, WatchOptions{PollInterval: time.Millisecond, Debounce: 300 * time.Millisecond, DisableSIGHUP: true})
+	var notified atomic.Int32
+	c.OnChange("a", func(Change) { notified.Add(1) })
+	const debounce = 500 * time.Millisecond
+	results, stop := watch(t, c, WatchOptions{PollInterval: time.Millisecond, Debounce: debounce, DisableSIGHUP: true})
+	// The edits are spread over many polls, so that each one is seen and
+	// must be folded into the reload the first one scheduled.
 	for i := 1; i <= 3; i++ {
+		if i > 1 {
+			time.Sleep(20 * time.Millisecond)
+		}
 		writeAtomic(t, p, "a: "+strings.Repeat("1", i)+"\n")
 	}
 	r := nextResult(t, results)
 	if n, _ := c.Int("a"); r.Err != nil || r.Version != 2 || n != 111 {
 		t.Fatalf("result %+v, a = %d: the burst must give one reload with the last content", r, n)
+	}
+	// A second reload for the same burst would come within a debounce
+	// period of polls; give it twice that before stopping.
+	select {
+	case r := <-results:
+		t.Fatalf("a second reload for one burst: %+v", r)
+	case <-time.After(2 * debounce):
+	}
+	stop()
+	if n := len(results); n != 0 {
+		t.Fatalf("%d more results after the burst's reload, want none", n)
+	}
+	if got := reloadCount(c, "success"); got != 1 {
+		t.Fatalf("successful reloads = %v, want 1", got)
+	}
+	if got := reloadCount(c, "failure"); got != 0 {
+		t.Fatalf("failed reloads = %v, want 0", got)
+	}
+	if got := notified.Load(); got != 1 {
+		t.Fatalf("change listener called %d times, want 1", got)
+	}
+	if c.Version() != 2 {
+		t.Fatalf("version = %d, want 2", c.Version())
 	}
 }

@@ -13,18 +13,20 @@
 //
 // Explicit options win over the environment. Auto means text with colours
 // when stderr is a terminal and NO_COLOR is unset, JSON otherwise. A bad
-// LOG_LEVEL or LOG_FORMAT never stops the service: the default is used
-// and one warning line says so.
+// LOG_LEVEL or LOG_FORMAT never makes Setup fail: the default is used and
+// the new logger writes one warning line that says so. (keel.Main checks
+// the same variables first and refuses to start on a bad value.)
 //
 // # Lines
 //
 // A JSON line holds timestamp (RFC 3339, UTC, microseconds), level, msg,
-// source (dir/file.go:line, on by default), then service and version when
+// source (pkg/file.go:line, the last element of the caller's import path
+// and the file's name, on by default), then service and version when
 // set, pod, namespace and node on Kubernetes (POD_NAME, or HOSTNAME in a
 // pod; POD_NAMESPACE; NODE_NAME), trace_id and span_id when the context
 // carries a valid OpenTelemetry span, and the attributes:
 //
-//	{"timestamp":"2026-01-02T15:04:05.123456Z","level":"INFO","msg":"started","source":"cmd/main.go:21","service":"orders","port":8080}
+//	{"timestamp":"2026-01-02T15:04:05.123456Z","level":"INFO","msg":"started","source":"main/main.go:21","service":"orders","port":8080}
 //
 // The text format prints the same fields as "time LEVEL msg key=value ...
 // source=file:line", the level coloured when colours are on.
@@ -33,15 +35,19 @@
 //
 // Masking is on by default. The value of an attribute, map key or struct
 // field whose name is sensitive prints as [REDACTED]: password, token,
-// secret, api_key, authorization, cookie, credentials, pin, ... matched
-// by name segments, not substrings (see Masker), so "db_password",
-// "X-Api-Key" and "userPassword" are masked while "mapping" and "author"
+// secret, api_key, authorization, session, cookie, credentials, dsn,
+// cert, pin, ... matched by words, not substrings, with the rules of the
+// configuration dump (see Masker), so "db_password", "X-Api-Key",
+// "userPassword" and "sentry_dsn" are masked while "mapping" and "author"
 // are not. Masking reaches into groups, With attributes, maps, slices and
-// structs (walked by reflection, depth-bounded), error texts and every
-// string value, which go through MaskString; and every secret.String
-// prints as [REDACTED] wherever it sits. MaskString also cleans text that
-// arrives already formatted: "password=hunter2", `"token": "abc"`,
-// "Authorization: Bearer xyz", "postgres://u:pw@h/db".
+// structs (walked by reflection, depth-bounded), error texts, the message
+// and every string value, which go through MaskString; and every
+// secret.String prints as [REDACTED] wherever it sits. MaskString also
+// cleans text that arrives already formatted: "password=hunter2",
+// `"token": "abc"`, "Authorization: Bearer xyz", "postgres://u:pw@h/db".
+// In the message and in error texts the leading "pkg: " labels of the Go
+// convention are not read as a key: "secrets: manager ready" stays as it
+// is, "password: hunter2" does not.
 //
 // # Floods
 //

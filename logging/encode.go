@@ -31,6 +31,22 @@ func (s *state) sensitive(key string) bool {
 	return s.m != nil && s.m.Sensitive(key)
 }
 
+// message masks a log message or an error text (see Masker.maskMessage).
+func (s *state) message(msg string) string {
+	if s.m == nil {
+		return msg
+	}
+	return s.m.maskMessage(msg)
+}
+
+// jsonMessage appends a log message or an error text as a quoted JSON
+// string, masked.
+func (s *state) jsonMessage(msg string) {
+	s.buf = append(s.buf, '"')
+	s.buf = jsonstr.AppendEscaped(s.buf, s.message(msg))
+	s.buf = append(s.buf, '"')
+}
+
 // jsonString appends str as a quoted JSON string, masked.
 func (s *state) jsonString(str string) {
 	s.buf = append(s.buf, '"')

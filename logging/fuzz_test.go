@@ -4,18 +4,21 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/keel-go/keel/internal/sensitive"
 )
 
 const plantedSecret = "Zq9SECRETx7"
 
 // FuzzMaskString: MaskString never panics, is stable when applied twice,
 // and a secret planted after "password=" never survives, whatever text
-// surrounds it.
+// surrounds it, in preformatted text or in a message with labels.
 func FuzzMaskString(f *testing.F) {
 	for _, s := range []string{
 		"", "password=", `"`, `\"`, "'", "x://", "postgres://u:pw@h/db", "Bearer", "Authorization: Bearer",
 		`{"token":"`, "password: ", "a=b c:d", "pin:", "\\", "\n", "[REDACTED]", "://@:", "token=\"a\\",
 		"url=https://user:p@ss@host/x?token=a&b=c", "secret := ", "map[pwd:", "--password",
+		"secrets: manager ready", "secrets:", "a: b c: d", "secrets: token=",
 	} {
 		f.Add(s, s)
 		f.Add(s, "")
@@ -45,6 +48,9 @@ func FuzzMaskString(f *testing.F) {
 			in := prefix + planted + suffix
 			if out := MaskString(in); strings.Contains(out, plantedSecret) {
 				t.Fatalf("planted secret survived:\n in %q\nout %q", in, out)
+			}
+			if out := defaultMasker.maskMessage(in); strings.Contains(out, plantedSecret) {
+				t.Fatalf("planted secret survived in a message:\n in %q\nout %q", in, out)
 			}
 		}
 	})
@@ -83,20 +89,20 @@ func FuzzSensitiveKey(f *testing.F) {
 		f.Add(k)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		sensitive := IsSensitiveKey(key)
+		secretKey := IsSensitiveKey(key)
 		if IsSensitiveKey(asciiCase(key, false)) != IsSensitiveKey(asciiCase(key, true)) {
 			t.Fatalf("%q: lower and upper case classify differently", key)
 		}
 		if !IsSensitiveKey("x_"+key+"_password") || !IsSensitiveKey(key+".token") {
 			t.Fatalf("%q: a sensitive segment next to it was missed", key)
 		}
-		if segmentCount(key) > 0 {
+		if sensitive.CountWords(key) > 0 {
 			m := NewMasker(key)
 			if !m.Sensitive(key) || !m.Sensitive("pre_"+key+"_post") {
 				t.Fatalf("%q as an extra name does not mask itself", key)
 			}
 		}
-		if sensitive && allKeyChars(key) {
+		if secretKey && allKeyChars(key) {
 			if out := MaskString(key + "=" + plantedSecret); strings.Contains(out, plantedSecret) {
 				t.Fatalf("%q is sensitive but MaskString kept its value: %q", key, out)
 			}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,7 +279,7 @@ func (h *Handler) appendJSON(s *state, ctx context.Context, r *slog.Record, supp
 	s.buf = append(s.buf, `"level":"`...)
 	s.buf = append(s.buf, r.Level.String()...)
 	s.buf = append(s.buf, `","msg":`...)
-	s.jsonString(r.Message)
+	s.jsonMessage(r.Message)
 	if c.addSource && r.PC != 0 {
 		if src := sourceOf(r.PC); src != "" {
 			s.buf = append(s.buf, `,"source":"`...)
@@ -369,7 +370,7 @@ func (h *Handler) appendText(s *state, ctx context.Context, r *slog.Record, supp
 		s.buf = append(s.buf, ' ')
 	}
 	s.buf = append(s.buf, ' ')
-	s.buf = appendTextMessage(s.buf, s.mask(r.Message))
+	s.buf = appendTextMessage(s.buf, s.message(r.Message))
 	s.buf = append(s.buf, c.fixedText...)
 	if ctx != nil {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
@@ -423,7 +424,7 @@ func floodExempt(ctx context.Context) bool {
 // compile-time check
 var _ slog.Handler = (*Handler)(nil)
 
-// sourceOf returns "dir/file.go:line" for a program counter. Results are
+// sourceOf returns "pkg/file.go:line" for a program counter. Results are
 // kept in a small lock-free cache: call sites are few and fixed, so after
 // warm-up a record's source costs one atomic load.
 func sourceOf(pc uintptr) string {
@@ -436,7 +437,7 @@ func sourceOf(pc uintptr) string {
 	if f.File == "" {
 		return ""
 	}
-	src := shortFile(f.File) + ":" + strconv.Itoa(f.Line)
+	src := sourceName(f.Function, f.File, f.Line)
 	slot.Store(&sourceEntry{pc: pc, src: src})
 	return src
 }
@@ -452,16 +453,63 @@ type sourceEntry struct {
 // caches immutable facts of the running binary.
 var sourceCache [1 << sourceCacheBits]atomic.Pointer[sourceEntry]
 
-// shortFile keeps the last directory and the file name.
-func shortFile(path string) string {
-	n := 0
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			n++
-			if n == 2 {
-				return path[i+1:]
-			}
+// sourceName returns "pkg/file.go:line": the last element of the import
+// path of the function (as runtime.Frame.Function spells it, such as
+// "github.com/keel-go/keel.(*Runtime).shutdown"), the file's base name and
+// the line. It does not depend on the directory the code was built in;
+// without a function name it falls back to the file's directory.
+func sourceName(function, file string, line int) string {
+	pkg := packageOf(function)
+	if pkg == "" {
+		pkg = lastElem(dirOf(file))
+	}
+	base := lastElem(file)
+	if pkg != "" {
+		base = pkg + "/" + base
+	}
+	return base + ":" + strconv.Itoa(line)
+}
+
+// packageOf returns the last element of the import path of a function
+// name, the element before it when it is a major version: "keel" for
+// "github.com/keel-go/keel.(*Runtime).shutdown", "main" for "main.main",
+// "rand" for "math/rand/v2.IntN", "yaml.v3" for "gopkg.in/yaml%2ev3.Marshal".
+func packageOf(function string) string {
+	if i := strings.IndexByte(function, '['); i >= 0 { // type arguments
+		function = function[:i]
+	}
+	dir := dirOf(function)
+	elem := function[len(dir):]
+	elem = strings.TrimPrefix(elem, "/")
+	if i := strings.IndexByte(elem, '.'); i >= 0 {
+		elem = elem[:i]
+	}
+	if isMajorVersion(elem) && dir != "" {
+		elem = lastElem(dir)
+	}
+	// the toolchain escapes '.' (and a few other bytes) in the last
+	// element of an import path
+	return strings.ReplaceAll(elem, "%2e", ".")
+}
+
+// isMajorVersion reports a major-version path element: v2, v3, ...
+func isMajorVersion(elem string) bool {
+	if len(elem) < 2 || elem[0] != 'v' {
+		return false
+	}
+	for i := 1; i < len(elem); i++ {
+		if elem[i] < '0' || elem[i] > '9' {
+			return false
 		}
 	}
-	return path
+	return true
+}
+
+func lastElem(path string) string { return path[strings.LastIndexByte(path, '/')+1:] }
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i]
+	}
+	return ""
 }

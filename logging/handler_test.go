@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
@@ -369,4 +371,44 @@ func callerPC() uintptr {
 	var pcs [1]uintptr
 	runtime.Callers(2, pcs[:])
 	return pcs[0]
+}
+
+// TestSourceNamesThePackage: the source attribute is the package (the last
+// element of the function's import path, before a major version) and the
+// file's base name, wherever the code was checked out.
+func TestSourceNamesThePackage(t *testing.T) {
+	for _, tc := range []struct {
+		function, file string
+		want           string
+	}{
+		{"github.com/keel-go/keel.(*Runtime).shutdown", "/work/main/shutdown.go", "keel/shutdown.go:123"},
+		{"github.com/keel-go/keel.Main.func1", `C:/src/checkout/keel.go`, "keel/keel.go:123"},
+		{"github.com/keel-go/keel/logging.(*Handler).Handle", "/tmp/x/logging/handler.go", "logging/handler.go:123"},
+		{"main.main", "/home/dev/orders/cmd/orders/main.go", "main/main.go:123"},
+		{"github.com/knadh/koanf/v2.(*Koanf).Load", "/go/pkg/mod/github.com/knadh/koanf/v2@v2.4.1/koanf.go", "koanf/koanf.go:123"},
+		{"gopkg.in/yaml%2ev3.Marshal", "/go/pkg/mod/gopkg.in/yaml.v3@v3.0.1/yaml.go", "yaml.v3/yaml.go:123"},
+		{"example.com/m/pkg.Map[...].Get", "/src/m/pkg/map.go", "pkg/map.go:123"},
+		{"", "/src/m/pkg/map.go", "pkg/map.go:123"},
+		{"", "map.go", "map.go:123"},
+	} {
+		if got := sourceName(tc.function, tc.file, 123); got != tc.want {
+			t.Errorf("sourceName(%q, %q) = %q, want %q", tc.function, tc.file, got, tc.want)
+		}
+	}
+
+	// Real frames: math/rand/v2 lives in a directory named v2.
+	cleanEnv(t)
+	var buf syncBuffer
+	h := NewHandler(Options{Format: FormatJSON, Output: &buf, Metrics: testRegistry()})
+	for _, fn := range []any{rand.IntN, sourceName} {
+		// a function's entry, as a return address into it
+		pc := reflect.ValueOf(fn).Pointer() + 1
+		_ = h.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "x", pc))
+	}
+	lines := jsonLines(t, buf.String())
+	for i, re := range []string{`^rand/rand\.go:\d+$`, `^logging/handler\.go:\d+$`} {
+		if src, _ := lines[i]["source"].(string); !regexp.MustCompile(re).MatchString(src) {
+			t.Errorf("source = %q, want %s", src, re)
+		}
+	}
 }

@@ -103,6 +103,98 @@ func (m *Masker) MaskString(s string) string {
 	return string(out)
 }
 
+// maskMessage masks a log message or an error text: like MaskString,
+// except that the leading "pkg: " labels of the Go message and error
+// convention are not read as a key and its value.
+//
+// A label is a lower-case word of letters and digits at the start of the
+// text (or right after another label), a colon and a blank, followed by
+// free text (at least two words on the line, the first of letters only,
+// maybe followed by '.', ',' or ';', and not an authorization scheme),
+// by another label, or by a key=value pair whose key is sensitive. So
+// "secrets: manager ready", "secrets: vault: login failed" and "session:
+// expired for 3 users" are written as they are, while "password:
+// hunter2", "password: hunter2 rejected" (the first word holds a digit),
+// "token: abc", "authorization: basic dXNlcg== x" and "token=abc" are
+// masked, as is everything after the labels: "secrets: token=abc" and
+// "secrets: dial postgres://u:pw@h failed" lose the secret. A text that
+// starts with a sensitive word, a colon and several words of letters only
+// ("password: hunter rejected") reads as a label and keeps them: secrets
+// belong in attributes, where their key masks them.
+func (m *Masker) maskMessage(msg string) string {
+	p := m.messageLabels(msg)
+	if p == 0 {
+		return m.MaskString(msg)
+	}
+	rest := msg[p:]
+	masked := m.MaskString(rest)
+	if len(masked) == len(rest) && masked == rest {
+		return msg
+	}
+	return msg[:p] + masked
+}
+
+// messageLabels returns the length of the leading "pkg: " labels of a
+// log message or an error text (see maskMessage), 0 when it has none.
+func (m *Masker) messageLabels(msg string) int {
+	p := 0
+	for {
+		i := p
+		if i >= len(msg) || msg[i] < 'a' || msg[i] > 'z' {
+			return p
+		}
+		for i < len(msg) && (msg[i] >= 'a' && msg[i] <= 'z' || msg[i] >= '0' && msg[i] <= '9') {
+			i++
+		}
+		if i >= len(msg) || msg[i] != ':' {
+			return p
+		}
+		j := skipBlanks(msg, i+1)
+		if j == i+1 {
+			return p // "key:value" is a pair, not a label
+		}
+		k := j
+		for k < len(msg) && isKeyChar(msg[k]) {
+			k++
+		}
+		switch {
+		case k == j, k >= len(msg):
+			return p
+		case msg[k] == ':':
+			p = j // maybe another label: "secrets: vault: login failed"
+			continue
+		case msg[k] == '=':
+			if m.Sensitive(msg[j:k]) {
+				return j // "secrets: token=abc": the pair is masked after the label
+			}
+			return p
+		}
+		w := strings.TrimSuffix(msg[j:k], ".")
+		if w == "" || !lettersOnly(w) || isAuthScheme(w) {
+			return p
+		}
+		if msg[k] == ',' || msg[k] == ';' {
+			k++ // "secrets: unavailable, retrying"
+		}
+		if k >= len(msg) || (msg[k] != ' ' && msg[k] != '\t') {
+			return p
+		}
+		if e := skipBlanks(msg, k); e >= len(msg) || msg[e] == '\n' || msg[e] == '\r' {
+			return p
+		}
+		return j
+	}
+}
+
+func lettersOnly(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if c := w[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 // separatorAfter looks for a separator after the key that ends at j
 // (past a closing quote and blanks) and, when the key is sensitive,
 // returns where its value starts.

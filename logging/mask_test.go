@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keel-go/keel/internal/sensitive/sensitivetest"
 	"github.com/keel-go/keel/secret"
 )
 
@@ -228,8 +229,8 @@ func TestDisableMasking(t *testing.T) {
 func TestNonSensitiveKeysKept(t *testing.T) {
 	cleanEnv(t)
 	keys := []string{"mapping", "author", "monkey", "keyboard", "bypass", "compass", "tokenizer_name",
-		"auth_method", "passenger", "spinner", "pinned", "key", "record_key", "secretary_name",
-		"session_timeout_ms", "pass_count", "authority", "passport_country"}
+		"passthrough", "passenger", "spinner", "pinned", "key", "record_key", "secretary_name",
+		"cache_key", "concert", "authority", "passport_country"}
 	type fields struct {
 		Mapping  string
 		Author   string
@@ -266,36 +267,20 @@ func TestNonSensitiveKeysKept(t *testing.T) {
 	}
 }
 
+// TestSensitiveKeys classifies the key list shared with the configuration
+// dump: secrets are sensitive; lone keys (record_key, key_file) and plain
+// keys are not.
 func TestSensitiveKeys(t *testing.T) {
-	sensitive := []string{
-		"password", "PASSWORD", "db_password", "dbPassword", "userPassword", "DB_PASSWORD2", "password2",
-		"X-Api-Key", "x_api_key", "xApiKey", "apiKey", "APIKey", "api.key", "apikey", "API_KEYS",
-		"auth_token", "authToken", "access_token", "refreshToken", "id_token", "token",
-		"secret", "client_secret", "clientSecret", "aws_secret_access_key", "AWS_ACCESS_KEY_ID",
-		"Authorization", "Proxy-Authorization", "bearer", "auth", "basic_auth", "proxyAuth",
-		"cookie", "Set-Cookie", "session", "user_session", "session_id", "sessionId", "SESSIONID",
-		"pwd", "dbPwd", "passwd", "passphrase", "db_pass", "pass",
-		"credentials", "credential", "gcp_creds", "private_key", "privateKey", "tls.private-key",
-		"ssn", "cvv", "pin", "pin_code", "credit_card", "creditCardNumber", "card_number",
-		"jwt", "csrf_token", "otp", "encryption_key", "signingKey", "master_key", "storage_account_key",
-		"--password", "sasl.password", "some.deep.secret.value",
-	}
-	for _, k := range sensitive {
+	for _, k := range sensitivetest.Secret {
 		if !IsSensitiveKey(k) {
 			t.Errorf("%q should be sensitive", k)
 		}
 	}
-	harmless := []string{
-		"", "mapping", "author", "authority", "monkey", "keyboard", "bypass", "compass", "tokenizer_name",
-		"tokenizer", "auth_method", "authMethod", "auth_type", "passenger", "spinner", "pinned", "pinyin",
-		"key", "keys", "record_key", "partition_key", "cache_key", "keyspace", "session_timeout_ms",
-		"sessionTimeout", "pass_count", "passthrough", "user", "user_id", "topic", "host", "url",
-		"secretary", "passport", "cookbook", "apiVersion", "access_log", "privacy", "public_key",
-		"ssnake", "pinot", "x", "_", "--", "...", "日本語",
-	}
-	for _, k := range harmless {
-		if IsSensitiveKey(k) {
-			t.Errorf("%q should not be sensitive", k)
+	for _, list := range [][]string{sensitivetest.Key, sensitivetest.Plain} {
+		for _, k := range list {
+			if IsSensitiveKey(k) {
+				t.Errorf("%q should not be sensitive", k)
+			}
 		}
 	}
 }
@@ -381,6 +366,11 @@ func TestMaskStringNoAllocWhenClean(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { IsSensitiveKey("requestDurationSeconds") }); n != 0 {
 		t.Errorf("IsSensitiveKey: %v allocations", n)
 	}
+	for _, s := range []string{"secrets: manager ready", "request handled", "secrets: vault: login failed"} {
+		if n := testing.AllocsPerRun(100, func() { defaultMasker.maskMessage(s) }); n != 0 {
+			t.Errorf("maskMessage(%q): %v allocations", s, n)
+		}
+	}
 }
 
 func TestSensitiveGroupRedactsEverything(t *testing.T) {
@@ -394,6 +384,80 @@ func TestSensitiveGroupRedactsEverything(t *testing.T) {
 		for _, v := range []string{"u1", "n1", "v1", "a1", "b1"} {
 			if strings.Contains(out, v) {
 				t.Errorf("%s: %q under a sensitive group leaked:\n%s", format, v, out)
+			}
+		}
+	}
+}
+
+// TestMessageLabels: the "pkg: text" label at the start of a message or
+// an error text is not read as a sensitive key and its value, while
+// key/value secrets in the same texts are still masked.
+func TestMessageLabels(t *testing.T) {
+	cases := []struct{ in, want string }{
+		// labels followed by free text stay
+		{"secrets: manager ready", "secrets: manager ready"},
+		{"token bucket: refilled 5", "token bucket: refilled 5"},
+		{"session: expired for 3 users", "session: expired for 3 users"},
+		{"secrets: unavailable, retrying", "secrets: unavailable, retrying"},
+		{"secrets: done. next", "secrets: done. next"},
+		{"secrets: vault: login failed, logging in again", "secrets: vault: login failed, logging in again"},
+		{"secrets: PLAINTEXT disk cache: secrets are written unencrypted", "secrets: PLAINTEXT disk cache: secrets are written unencrypted"},
+		// secrets are masked
+		{"password: hunter2", "password: [REDACTED]"},
+		{"password: hunter2 rejected", "password: [REDACTED] rejected"},
+		{"password: hunter", "password: [REDACTED]"},
+		{"password: hunter,", "password: [REDACTED],"},
+		{"password: hunter2, x", "password: [REDACTED], x"},
+		{"password: abc=def ghi", "password: [REDACTED] ghi"},
+		{"token: abc", "token: [REDACTED]"},
+		{"token=abc", "token=[REDACTED]"},
+		{"token:abc def", "token:[REDACTED] def"},
+		{"authorization: basic dXNlcg== x", "authorization: [REDACTED] x"},
+		{"password: \"hunter two\" rejected", "password: \"[REDACTED]\" rejected"},
+		{"secrets: token: abc", "secrets: token: [REDACTED]"},
+		{"secrets: token=abc ok", "secrets: token=[REDACTED] ok"},
+		{"secrets: dial postgres://u:pw@h/db failed", "secrets: dial postgres://u:[REDACTED]@h/db failed"},
+		{"login password=hunter2 rejected", "login password=[REDACTED] rejected"},
+		{"Password: hunter rejected", "Password: [REDACTED] rejected"},
+		{"secrets:\n  token: abc", "secrets:\n  token: [REDACTED]"},
+	}
+	for _, tc := range cases {
+		if got := defaultMasker.maskMessage(tc.in); got != tc.want {
+			t.Errorf("maskMessage(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	// MaskString, for attribute values and preformatted text, knows no
+	// labels.
+	if got := MaskString("secrets: manager ready"); got != "secrets: [REDACTED] ready" {
+		t.Errorf("MaskString reads a label: %q", got)
+	}
+
+	cleanEnv(t)
+	for _, format := range []string{FormatJSON, FormatText} {
+		var buf syncBuffer
+		l := New(Options{Format: format, Output: &buf, Color: ptr(false), Metrics: testRegistry()})
+		for _, tc := range cases {
+			l.Info(tc.in, "err", errors.New(tc.in))
+		}
+		lines := buf.Lines()
+		if len(lines) != len(cases) {
+			t.Fatalf("%s: %d lines, want %d", format, len(lines), len(cases))
+		}
+		for i, tc := range cases {
+			var msg, errText string
+			if format == FormatJSON {
+				m := oneJSON(t, lines[i])
+				msg, _ = m["msg"].(string)
+				errText, _ = m["err"].(string)
+			} else {
+				want := " " + strings.ReplaceAll(tc.want, "\n", `\n`) + " err="
+				if !strings.Contains(lines[i], want) {
+					t.Errorf("text: line for %q lacks %q:\n%s", tc.in, want, lines[i])
+				}
+				continue
+			}
+			if msg != tc.want || errText != tc.want {
+				t.Errorf("json: %q logged as msg %q, err %q; want %q", tc.in, msg, errText, tc.want)
 			}
 		}
 	}

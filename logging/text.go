@@ -114,7 +114,7 @@ func (s *state) textAny(a any) {
 			s.buf = append(s.buf, "<nil>"...)
 			return
 		}
-		s.buf = appendTextString(s.buf, s.mask(x.Error()))
+		s.buf = appendTextString(s.buf, s.message(x.Error()))
 	case []byte:
 		s.buf = appendTextString(s.buf, s.mask(string(x)))
 	case json.Marshaler:

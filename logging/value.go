@@ -211,7 +211,7 @@ func (s *state) jsonAny(a any, depth int) {
 			s.buf = append(s.buf, "null"...)
 			return
 		}
-		s.jsonString(x.Error())
+		s.jsonMessage(x.Error())
 	case json.Marshaler:
 		if isNilPointer(x) {
 			s.buf = append(s.buf, "null"...)

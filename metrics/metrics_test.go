@@ -2,15 +2,18 @@ package metrics_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/platform"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -65,6 +68,66 @@ func TestCardinalityOverflowFoldsAndCounts(t *testing.T) {
 	}
 	if !strings.Contains(body, `keel_metrics_cardinality_overflow_total{metric="t_hits_total"} 2`) {
 		t.Fatalf("overflow not counted:\n%s", body)
+	}
+}
+
+// TestDefaultCardinalityLimit: a registry built without a limit admits
+// 1000 label sets per metric; the 1001st folds into the overflow series
+// and is counted.
+func TestDefaultCardinalityLimit(t *testing.T) {
+	r := metrics.New(metrics.Config{Namespace: "t", NoRuntimeCollectors: true})
+	v := r.CounterVec(metrics.Opts{Name: "hits_total", Help: "Hits."}, "user")
+	for i := range 1000 {
+		v.With(fmt.Sprintf("u%04d", i)).Inc()
+	}
+	if n := testutil.CollectAndCount(v); n != 1000 {
+		t.Fatalf("series = %d after 1000 label sets, want 1000", n)
+	}
+	overflow := func() float64 {
+		return keeltest.MetricValue(t, r.Gatherer(), "keel_metrics_cardinality_overflow_total", map[string]string{"metric": "t_hits_total"})
+	}
+	if got := overflow(); got != 0 {
+		t.Fatalf("overflow counted %v before the limit", got)
+	}
+	v.With("u1000").Inc()
+	v.With("u0999").Inc() // a known set stays admitted
+	if n := testutil.CollectAndCount(v); n != 1001 {
+		t.Fatalf("series = %d, want 1000 admitted + 1 overflow", n)
+	}
+	if got := keeltest.MetricValue(t, r.Gatherer(), "t_hits_total", map[string]string{"user": metrics.OverflowLabelValue}); got != 1 {
+		t.Fatalf("overflow series = %v, want 1", got)
+	}
+	if got := keeltest.MetricValue(t, r.Gatherer(), "t_hits_total", map[string]string{"user": "u0999"}); got != 2 {
+		t.Fatalf("u0999 = %v, want 2", got)
+	}
+	if got := overflow(); got != 1 {
+		t.Fatalf("overflow counted %v, want 1", got)
+	}
+}
+
+// TestRuntimeCollectors: a registry with the runtime collectors gathers
+// the Go runtime series and, on Linux, the process series.
+func TestRuntimeCollectors(t *testing.T) {
+	r := metrics.New(metrics.Config{Namespace: "rt"})
+	mfs, err := r.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	want := []string{"go_goroutines", "keel_build_info"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds")
+		if rss := keeltest.MetricValue(t, r.Gatherer(), "process_resident_memory_bytes", nil); rss <= 0 {
+			t.Errorf("process_resident_memory_bytes = %v, want > 0", rss)
+		}
+	}
+	for _, n := range want {
+		if !names[n] {
+			t.Errorf("%s not gathered", n)
+		}
 	}
 }
 
