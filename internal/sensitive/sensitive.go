@@ -28,6 +28,12 @@
 // "tokenizer" are not sensitive: a rule applies to a word, not to any
 // substring of the key.
 //
+// A key whose last word names a measure or a switch rather than a value
+// (timeout, interval, ttl, ms, seconds, period, delay, duration, count,
+// size, bytes, retries, attempts, enabled) is never sensitive:
+// "session_timeout", "token_ttl" and "secret_refresh_interval" hold a
+// number about a secret, not the secret, and stay visible.
+//
 // A lone "key" or "keys" word is its own class, Key: in a configuration it
 // names key material (tls.key, key_file) and is redacted, while in a log
 // line it is usually a record's, a cache's or a configuration key's name
@@ -84,6 +90,12 @@ var secretSequences = []string{
 // keySources follow "key" in the name of where a key is read from.
 var keySources = []string{"header", "field", "column"}
 
+// measureWords end keys that hold a measure or a switch, never a secret.
+var measureWords = []string{
+	"timeout", "timeouts", "interval", "ttl", "ms", "sec", "secs", "seconds", "period", "delay",
+	"duration", "count", "size", "bytes", "retries", "attempts", "enabled",
+}
+
 // Names returns the built-in words and word sequences (joined by '_')
 // that make a key a Secret, for documentation; see the package comment
 // for how they match.
@@ -117,6 +129,7 @@ const (
 	fKey                         // the word "key"
 	fKeys                        // the word "keys"
 	fKeySource                   // header, field, column
+	fMeasure                     // a last word that makes the key plain
 )
 
 // MaxSeqWords bounds the words of a sequence; a longer extra name uses
@@ -175,6 +188,9 @@ func New(extra ...string) *Matcher {
 	for _, s := range keySources {
 		add(s, fKeySource)
 	}
+	for _, s := range measureWords {
+		add(s, fMeasure)
+	}
 	for _, e := range extra {
 		add(e, fWord)
 	}
@@ -219,6 +235,9 @@ func (m *Matcher) lookup(h uint64) uint8 {
 // compared by 64-bit hash: a collision can only make a harmless key
 // sensitive, never hide a sensitive one.
 func (m *Matcher) Classify(key string) Class {
+	if m.endsInMeasure(key) {
+		return None
+	}
 	var (
 		ring    [MaxSeqWords]uint64
 		n       int  // words seen
@@ -275,6 +294,13 @@ func (m *Matcher) Classify(key string) Class {
 	}
 	settle(true, 0)
 	return class
+}
+
+// endsInMeasure reports whether the last word of key is a measure word.
+func (m *Matcher) endsInMeasure(key string) bool {
+	var last uint64
+	forEachWord(key, func(_, _ int, h uint64, _ bool) bool { last = h; return false })
+	return last != 0 && m.lookup(last)&fMeasure != 0
 }
 
 // secretWord applies the built-in rules to one word (any case).

@@ -41,13 +41,13 @@ func TestCasesDoNotOverlap(t *testing.T) {
 // in a key, while words that only contain them are not.
 func TestSegmentWords(t *testing.T) {
 	for _, w := range []string{"session", "auth", "pass"} {
-		for _, k := range []string{w, w + "_x", "x_" + w, "x_" + w + "_y", "x." + w + ".y", strings.ToUpper(w) + "Count"} {
+		for _, k := range []string{w, w + "_x", "x_" + w, "x_" + w + "_y", "x." + w + ".y", strings.ToUpper(w) + "Value"} {
 			if Classify(k) != Secret {
 				t.Errorf("%q should be a secret", k)
 			}
 		}
 	}
-	for _, k := range []string{"bypass", "passenger", "author", "authority", "x_author_y"} {
+	for _, k := range []string{"bypass", "passenger", "author", "authority", "x_author_y", "SESSIONCount", "auth.timeout"} {
 		if Classify(k) != None {
 			t.Errorf("%q should not be sensitive", k)
 		}

@@ -7,7 +7,7 @@ package sensitivetest
 var Secret = []string{
 	// passwords
 	"password", "PASSWORD", "db_password", "DB_PASSWORD", "dbPassword", "userPassword", "DB_PASSWORD2",
-	"password2", "passwd", "passphrase", "pwd", "dbPwd", "pass", "db_pass", "pass_count", "--password",
+	"password2", "passwd", "passphrase", "pwd", "dbPwd", "pass", "db_pass", "--password",
 	"database.password", "kafka.sasl.password", "sasl.password", "MYAPP_DATABASE__PASSWORD",
 	// secrets and credentials
 	"secret", "secrets", "client_secret", "clientSecret", "some.deep.secret.value", "key_header_secret",
@@ -24,7 +24,7 @@ var Secret = []string{
 	"auth", "oauth", "basic_auth", "proxyAuth", "auth.mechanism", "auth_method", "authMethod", "auth_type",
 	"authorization", "Proxy-Authorization", "authentication",
 	// sessions and cookies
-	"session", "user_session", "session_id", "sessionId", "SESSIONID", "session_timeout_ms", "sessionTimeout",
+	"session", "user_session", "session_id", "sessionId", "SESSIONID",
 	"cookie", "Set-Cookie",
 	// certificates
 	"cert", "tls_cert", "ca_cert", "tls_cert_path", "client-cert", "cacert", "certificate",
@@ -55,4 +55,7 @@ var Plain = []string{
 	"database.host", "kafka.topic", "requestDurationSeconds",
 	"intern_keys", "batch_processing.intern_keys", "sort_keys",
 	"key_header", "input.http.key_header", "keyHeader", "key_field", "partition_key_column",
+	// measures and switches about a secret, not the secret
+	"session_timeout_ms", "sessionTimeout", "kafka.consumer.session_timeout", "pass_count", "token_ttl",
+	"secret_refresh_interval", "auth_retries", "password_min_size", "tls.cert.enabled",
 }
