@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/metrics"
 )
 
@@ -30,26 +31,10 @@ func newTestDetector(t *testing.T, cfg DetectorConfig) (*Detector, *metrics.Regi
 	return d, reg, &logs
 }
 
-// counter reads one labelled counter from the registry.
+// counter reads one series of a counter labelled by format.
 func counter(t *testing.T, reg *metrics.Registry, name, format string) float64 {
 	t.Helper()
-	fams, err := reg.Gatherer().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "format" && l.GetValue() == format {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return keeltest.MetricValue(t, reg.Gatherer(), name, map[string]string{"format": format})
 }
 
 func check(t *testing.T, d *Detector, data []byte, want Format, wantMismatch bool) *MismatchError {

@@ -281,10 +281,10 @@ type DeadLetterRouter func(ctx context.Context, letters []transport.DeadLetter) 
 
 // Config configures an Engine. The zero value is valid: blocks of up to
 // 10 000 records, engine-managed commits, dead letters rejected, parse
-// errors dead-lettered, format detected per record, streaming one record
-// per sub-block, no ticker, a 10 s graceful drain at cancellation, no
-// memory accounting, no byte budget, a private worker pool and the
-// default metrics registry.
+// errors dead-lettered, format detected per record (no format lock),
+// streaming one record per sub-block, no ticker, a 10 s graceful drain at
+// cancellation, no memory accounting, no byte budget, a private worker
+// pool and the default metrics registry.
 //
 // The fields with koanf tags are the batch_processing config section:
 //
@@ -295,6 +295,8 @@ type DeadLetterRouter func(ctx context.Context, letters []transport.DeadLetter) 
 //	  dead_letter_policy: reject   # reject | discard | route
 //	  parse_error_action: dead_letter  # dead_letter | skip | fail_batch
 //	  format: auto                 # auto | json | msgpack
+//	  format_lock: false           # RunParsed: lock to the first format seen
+//	  format_relock_after: 16
 //	  max_depth: 64
 //	  intern_keys: false
 //	  sub_block_bytes: 1048576
@@ -323,6 +325,21 @@ type Config struct {
 	// Format is the payload format assumed for records whose own Format is
 	// Auto; Auto detects each payload.
 	Format codec.Format `koanf:"format" json:"format" yaml:"format"`
+	// FormatLock makes RunParsed expect one payload format per loop: the
+	// first record whose format Detect can tell locks the loop to it, and a
+	// later record of the other format is dead-lettered (by the dead-letter
+	// policy, whatever parse_error_action says) with the reason
+	// "format mismatch: ...". After FormatRelockAfter consecutive
+	// mismatches the producer is taken to have switched: the record that
+	// completes the run is still dead-lettered and the loop then locks to
+	// the new format (codec.Detector). Records whose transport declares a
+	// format (Record.Format) are parsed as declared and not checked. It
+	// needs format auto. Off by default: each payload's format is detected
+	// on its own, so a stream that mixes formats parses as it always did.
+	FormatLock bool `koanf:"format_lock" json:"format_lock" yaml:"format_lock"`
+	// FormatRelockAfter is the run of consecutive mismatching records after
+	// which a format_lock loop relocks. 0 means codec.DefaultRelockAfter.
+	FormatRelockAfter int `koanf:"format_relock_after" json:"format_relock_after" yaml:"format_relock_after"`
 	// MaxDepth is the nesting limit of a parsed payload. 0 means
 	// codec.DefaultMaxDepth.
 	MaxDepth int `koanf:"max_depth" json:"max_depth" yaml:"max_depth"`
@@ -439,6 +456,12 @@ func (c Config) Validate() error {
 	}
 	if c.Format > codec.MsgPack {
 		bad("format", "is %s; use auto, json or msgpack", c.Format)
+	}
+	if c.FormatLock && c.Format != codec.Auto {
+		bad("format_lock", "is true but format is %s: the lock follows detected formats, so set format to auto or leave format_lock unset", c.Format)
+	}
+	if c.FormatRelockAfter < 0 {
+		bad("format_relock_after", "must be >= 0 (got %d); leave it unset for the default %d", c.FormatRelockAfter, codec.DefaultRelockAfter)
 	}
 	if c.MaxDepth < 0 || c.MaxDepth > codec.MaxDepthLimit {
 		bad("max_depth", "must be within 1..%d (got %d); leave it unset for the default %d", codec.MaxDepthLimit, c.MaxDepth, codec.DefaultMaxDepth)

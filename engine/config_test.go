@@ -28,6 +28,7 @@ batch_processing:
   dead_letter_policy: discard
   parse_error_action: fail_batch
   format: msgpack
+  format_relock_after: 4
   max_depth: 32
   sub_block_bytes: 65536
   tick_interval: 250ms
@@ -61,7 +62,7 @@ batch_processing:
 		got.DeadLetterPolicy != want.DeadLetterPolicy || got.ParseErrorAction != want.ParseErrorAction ||
 		got.Format != want.Format || got.MaxDepth != want.MaxDepth || got.SubBlockBytes != want.SubBlockBytes ||
 		got.TickInterval != want.TickInterval || got.RoutingField != want.RoutingField ||
-		got.DrainTimeout != 3*time.Second {
+		got.DrainTimeout != 3*time.Second || got.FormatRelockAfter != 4 || got.FormatLock {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	if len(cfg.PreRouteFilters) != 2 || cfg.PreRouteFilters[0].Type != engine.DropFieldMissing ||
@@ -76,6 +77,22 @@ batch_processing:
 	cfg.OnTick = func(context.Context) error { return nil }
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
+	}
+
+	lock := `
+batch_processing:
+  format_lock: true
+`
+	if err := os.WriteFile(path, []byte(lock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k = koanf.New(".")
+	if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		t.Fatal(err)
+	}
+	var lockCfg engine.Config
+	if err := k.Unmarshal(engine.Section, &lockCfg); err != nil || !lockCfg.FormatLock || lockCfg.Validate() != nil {
+		t.Fatalf("format_lock: decoded %v (err %v), validate %v", lockCfg.FormatLock, err, lockCfg.Validate())
 	}
 
 	bad := `
@@ -109,6 +126,8 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 		{engine.Config{DeadLetterPolicy: 9}, "batch_processing.dead_letter_policy"},
 		{engine.Config{ParseErrorAction: 9}, "batch_processing.parse_error_action"},
 		{engine.Config{Format: 9}, "batch_processing.format"},
+		{engine.Config{FormatLock: true, Format: codec.JSON}, "batch_processing.format_lock"},
+		{engine.Config{FormatRelockAfter: -1}, "batch_processing.format_relock_after"},
 		{engine.Config{MaxDepth: -1}, "batch_processing.max_depth"},
 		{engine.Config{MaxDepth: codec.MaxDepthLimit + 1}, "batch_processing.max_depth"},
 		{engine.Config{SubBlockBytes: -1}, "batch_processing.sub_block_bytes"},
@@ -134,6 +153,9 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 	}
 	if err := (engine.Config{RouteDeadLetters: route, DeadLetterPolicy: engine.DeadLetterRoute}).Validate(); err != nil {
 		t.Fatalf("route config: %v", err)
+	}
+	if err := (engine.Config{FormatLock: true, FormatRelockAfter: 3}).Validate(); err != nil {
+		t.Fatalf("format lock with format auto: %v", err)
 	}
 }
 

@@ -53,7 +53,10 @@
 //   - RunParsed: each block is parsed on the worker pool before process,
 //     with a shared field-name interner (used for every payload's keys
 //     when intern_keys is set); parse failures follow parse_error_action
-//     (dead_letter, skip, fail_batch).
+//     (dead_letter, skip, fail_batch). With format_lock each loop locks to
+//     the first payload format it sees and dead-letters records of the
+//     other format ("format mismatch: ..."), relocking after
+//     format_relock_after mismatches in a row.
 //   - RunStreaming: each block is processed in sub-blocks of about
 //     sub_block_bytes, drawn one at a time, so one sub-block is leased at
 //     once; the tokens are committed once after the last sub-block.
@@ -81,8 +84,13 @@
 // Metrics are keel_engine_* (records and bytes received, processed,
 // delivered, dead letters by action, filtered, skipped, parse errors,
 // failures by stage, drains by result, block/parse/process/sink/commit
-// durations, in-flight block bytes). Receive errors other than ErrClosed are terminal: a
-// receiver that can recover from a transient fault retries inside Recv.
+// durations, in-flight block bytes). Filtered records are those dropped
+// without a dead letter: in the run loops, the input records a process
+// step was given minus the records and dead letters it returned, when
+// fewer came out; in ProcessRecords, those a drop_field_missing filter
+// dropped (see Stats.Filtered). Receive errors other than ErrClosed are
+// terminal: a receiver that can recover from a transient fault retries
+// inside Recv.
 //
 // # Tracing
 //

@@ -127,6 +127,9 @@ func (e *Engine) Run(ctx context.Context, r transport.Receiver, process ProcessF
 	}
 	proc := func(ctx context.Context, b transport.Batch) (transport.Batch, int, error) {
 		out, err := process(ctx, b)
+		if err == nil {
+			e.countFiltered(len(b.Records), out)
+		}
 		return out, len(b.Records), err
 	}
 	return e.loop(ctx, r, "on_demand", e.fixedLimits(), func(ctx context.Context, b transport.Batch, _ time.Time, _ trace.Span) error {
@@ -464,6 +467,7 @@ func (e *Engine) driveSubBlock(ctx context.Context, r transport.Receiver, sub []
 	}
 	e.c.processed.Add(uint64(len(sub)))
 	e.ins.processed.Add(float64(len(sub)))
+	e.countFiltered(len(sub), out)
 	e.checkTokens(0, len(out.Tokens))
 	if len(out.DeadLetters) > 0 {
 		if err := e.routeDeadLetters(ctx, out.DeadLetters); err != nil {
@@ -477,6 +481,17 @@ func (e *Engine) driveSubBlock(ctx context.Context, r transport.Receiver, sub []
 		}
 	}
 	return nil
+}
+
+// countFiltered counts the records a run loop's process step dropped:
+// the input records it was given minus the records and dead letters it
+// returned, when fewer came out. A fan-out counts nothing; a fan-in
+// (several records merged into one) counts the difference.
+func (e *Engine) countFiltered(in int, out transport.Batch) {
+	if n := in - len(out.Records) - len(out.DeadLetters); n > 0 {
+		e.c.filtered.Add(uint64(n))
+		e.ins.filtered.Add(float64(n))
+	}
 }
 
 func (e *Engine) countBlock(nrec int, bytes int64) {

@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
@@ -59,6 +62,9 @@ func TestFanOutCommitsExactlyTheInputTokens(t *testing.T) {
 	}
 	if got := counter(t, reg, "keel_engine_records_received_total"); got != n {
 		t.Fatalf("records_received_total %v", got)
+	}
+	if got := counter(t, reg, "keel_engine_records_processed_total"); got != n {
+		t.Fatalf("records_processed_total %v, want %d (input records, not the fan-out)", got, n)
 	}
 	if got := counter(t, reg, "keel_engine_records_delivered_total"); got != 2*n {
 		t.Fatalf("records_delivered_total %v", got)
@@ -126,57 +132,99 @@ func TestCommitErrorStops(t *testing.T) {
 	}
 }
 
-func TestOrderedBarrier(t *testing.T) {
-	type runFn func(e *engine.Engine, ctx context.Context, r transport.Receiver, p engine.ProcessFunc, s engine.SinkFunc) error
-	paths := map[string]runFn{
-		"whole_batch": (*engine.Engine).Run,
-		"streaming":   (*engine.Engine).RunStreaming,
-		"governed":    (*engine.Engine).RunGoverned,
+// barrierPath is one run loop driven with a ProcessFunc; the parsed path
+// hands process the parsed block's Output.
+type barrierPath struct {
+	name string
+	cfg  func(*engine.Config)
+	run  func(e *engine.Engine, ctx context.Context, r transport.Receiver, p engine.ProcessFunc, s engine.SinkFunc) error
+}
+
+func barrierPaths() []barrierPath {
+	return []barrierPath{
+		{name: "whole_batch", run: (*engine.Engine).Run},
+		{name: "streaming", run: (*engine.Engine).RunStreaming},
+		{name: "governed", run: (*engine.Engine).RunGoverned, cfg: func(c *engine.Config) {
+			c.Budget = &halvingBudget{bytes: 1 << 20, floor: 1}
+		}},
+		{name: "parsed", run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, p engine.ProcessFunc, s engine.SinkFunc) error {
+			return e.RunParsed(ctx, r, func(ctx context.Context, pb *engine.ParsedBatch) (transport.Batch, error) {
+				return p(ctx, pb.Output())
+			}, s)
+		}},
 	}
-	for name, run := range paths {
-		t.Run(name+"/sink_failure", func(t *testing.T) {
-			src := newOrderedSource(3)
-			cfg := engine.Config{}
-			if name == "governed" {
-				cfg.Budget = &halvingBudget{bytes: 1 << 20, floor: 1}
+}
+
+// TestOrderedBarrier runs every terminal error of the block loop against
+// an ordered source that hands out one record per receive: the first
+// block fails, so exactly one block is fetched and the cumulative
+// watermark never moves.
+func TestOrderedBarrier(t *testing.T) {
+	deadLetterFirst := func(_ context.Context, b transport.Batch) (transport.Batch, error) {
+		return b.WithDeadLetters(transport.DeadLetter{Record: b.Records[0], Reason: "bad record"}), nil
+	}
+	failingRoute := func(context.Context, []transport.DeadLetter) error { return errBoom }
+	causes := []struct {
+		name    string
+		only    string // the one path the cause applies to, or ""
+		cfg     func(*engine.Config)
+		src     func(*orderedSource)
+		process engine.ProcessFunc
+		sinkErr error
+		stage   string
+		want    []error
+	}{
+		{name: "sink_failure", process: passThrough, sinkErr: errBoom, stage: "sink", want: []error{engine.ErrSink, errBoom}},
+		{name: "commit_failure", src: func(s *orderedSource) { s.failCommit = errBoom }, process: passThrough,
+			stage: "commit", want: []error{engine.ErrCommit, transport.ErrCommit, errBoom}},
+		{name: "process_error", process: func(context.Context, transport.Batch) (transport.Batch, error) {
+			return transport.Batch{}, errBoom
+		}, stage: "process", want: []error{engine.ErrProcess, errBoom}},
+		{name: "route_failure", cfg: func(c *engine.Config) { c.RouteDeadLetters = failingRoute },
+			process: deadLetterFirst, stage: "route", want: []error{engine.ErrRoute, errBoom}},
+		{name: "rejected_dead_letter", process: deadLetterFirst, stage: "route",
+			want: []error{engine.ErrRoute, engine.ErrDeadLettersRejected}},
+		{name: "fail_batch_parse_error", only: "parsed",
+			cfg: func(c *engine.Config) { c.ParseErrorAction = engine.ParseFailBatch },
+			src: func(s *orderedSource) { s.payloads[0] = []byte(`{"broken":`) }, process: passThrough,
+			stage: "parse", want: []error{engine.ErrParseBatch, codec.ErrSyntax}},
+	}
+	for _, path := range barrierPaths() {
+		for _, c := range causes {
+			if c.only != "" && c.only != path.name {
+				continue
 			}
-			e, _, _ := newEngine(t, cfg)
-			col := collector{fail: func(call int, _ transport.Batch) error {
-				if call == 1 {
-					return errBoom
+			t.Run(path.name+"/"+c.name, func(t *testing.T) {
+				src := newOrderedSource(3)
+				if c.src != nil {
+					c.src(src)
 				}
-				return nil
-			}}
-			err := run(e, runCtx(t), src, passThrough, col.sink)
-			if !errors.Is(err, engine.ErrSink) {
-				t.Fatalf("err = %v", err)
-			}
-			fetched, wm := src.state()
-			if fetched != 1 {
-				t.Fatalf("%d blocks fetched, want 1: block 1 must never be fetched", fetched)
-			}
-			if wm != 0 {
-				t.Fatalf("watermark moved to %d", wm)
-			}
-		})
-		t.Run(name+"/commit_failure", func(t *testing.T) {
-			src := newOrderedSource(3)
-			src.failCommit = errBoom
-			cfg := engine.Config{}
-			if name == "governed" {
-				cfg.Budget = &halvingBudget{bytes: 1 << 20, floor: 1}
-			}
-			e, _, _ := newEngine(t, cfg)
-			var col collector
-			err := run(e, runCtx(t), src, passThrough, col.sink)
-			if !errors.Is(err, engine.ErrCommit) || !errors.Is(err, errBoom) {
-				t.Fatalf("err = %v", err)
-			}
-			fetched, wm := src.state()
-			if fetched != 1 || wm != 0 {
-				t.Fatalf("fetched %d, watermark %d; want 1 and 0", fetched, wm)
-			}
-		})
+				var cfg engine.Config
+				for _, f := range []func(*engine.Config){path.cfg, c.cfg} {
+					if f != nil {
+						f(&cfg)
+					}
+				}
+				e, reg, _ := newEngine(t, cfg)
+				col := collector{fail: func(int, transport.Batch) error { return c.sinkErr }}
+				err := path.run(e, runCtx(t), src, c.process, col.sink)
+				for _, w := range c.want {
+					if !errors.Is(err, w) {
+						t.Fatalf("err = %v, want it to match %v", err, w)
+					}
+				}
+				fetched, wm := src.state()
+				if fetched != 1 {
+					t.Fatalf("%d blocks fetched, want 1: nothing after the failed block may be fetched", fetched)
+				}
+				if wm != 0 {
+					t.Fatalf("watermark moved to %d after a terminal error", wm)
+				}
+				if got := labelled(t, reg, "keel_engine_failures_total", "stage", c.stage); got != 1 {
+					t.Fatalf("failures_total{stage=%s} = %v, want 1", c.stage, got)
+				}
+			})
+		}
 	}
 	t.Run("success_moves_watermark", func(t *testing.T) {
 		src := newOrderedSource(3)
@@ -204,6 +252,137 @@ func TestProcessErrorIsTerminal(t *testing.T) {
 	if calls, _, _ := col.snapshot(); calls != 0 || tr.Committed() != 0 {
 		t.Fatalf("sink calls %d, committed %d", calls, tr.Committed())
 	}
+}
+
+// TestBinaryPayloadsPassThrough: Run never parses, so payloads that are
+// not JSON (NUL bytes, 0xff, invalid UTF-8) reach the sink byte for byte
+// and the block commits.
+func TestBinaryPayloadsPassThrough(t *testing.T) {
+	payloads := [][]byte{
+		{0x00},
+		{0x00, 0x00, 0x00, 0x00},
+		{0xff, 0xfe, 0xfd},
+		{0xc3, 0x28},                   // invalid UTF-8 sequence
+		{0xed, 0xa0, 0x80},             // UTF-16 surrogate encoded as UTF-8
+		[]byte("{\"a\":\"\x80\x00\"}"), // JSON-looking with raw invalid bytes
+		{0x81, 0xa1, 'k', 0xc0},        // MsgPack-looking
+	}
+	var records []transport.Record
+	var total int
+	for _, p := range payloads {
+		records = append(records, transport.Record{Payload: bytes.Clone(p)})
+		total += len(p)
+	}
+	tr := injectAll(t, records)
+	e, _, _ := newEngine(t, engine.Config{})
+	var col collector
+	if err := e.Run(runCtx(t), tr, passThrough, col.sink); err != nil {
+		t.Fatal(err)
+	}
+	_, _, batches := col.snapshot()
+	var got [][]byte
+	for _, b := range batches {
+		for _, r := range b.Records {
+			got = append(got, r.Payload)
+		}
+	}
+	if len(got) != len(payloads) {
+		t.Fatalf("sink saw %d records, want %d", len(got), len(payloads))
+	}
+	for i := range payloads {
+		if !bytes.Equal(got[i], payloads[i]) {
+			t.Fatalf("record %d reached the sink as %x, want %x", i, got[i], payloads[i])
+		}
+	}
+	if tr.Committed() != uint64(len(payloads)) {
+		t.Fatalf("watermark %d, want %d: the block must commit", tr.Committed(), len(payloads))
+	}
+	if st := e.Stats(); st.ReceivedBytes != uint64(total) || st.ParseErrors != 0 {
+		t.Fatalf("stats %+v: want %d bytes received and no parse", st, total)
+	}
+}
+
+// TestFilteredCountsRecordsProcessDropped: a run loop counts as filtered
+// the input records its process step returned neither as records nor as
+// dead letters.
+func TestFilteredCountsRecordsProcessDropped(t *testing.T) {
+	// keepEven drops odd sequence numbers and dead-letters seq 4.
+	keepEven := func(_ context.Context, b transport.Batch) (transport.Batch, error) {
+		var dls []transport.DeadLetter
+		out := b.MapRecords(func(r transport.Record) []transport.Record {
+			v, err := codec.Parse(r.Payload, codec.ParseOptions{})
+			if err != nil {
+				return nil
+			}
+			seq, _ := v.Field("seq").Int()
+			switch {
+			case seq == 4:
+				dls = append(dls, transport.DeadLetter{Record: r, Reason: "seq 4"})
+				return nil
+			case seq%2 == 1:
+				return nil
+			}
+			return []transport.Record{r}
+		})
+		return out.WithDeadLetters(dls...), nil
+	}
+	const n = 10 // seq 0..9: 5 odd dropped, seq 4 dead-lettered, 4 kept
+	for _, path := range barrierPaths() {
+		t.Run(path.name, func(t *testing.T) {
+			cfg := engine.Config{MaxRecords: 4, DeadLetterPolicy: engine.DeadLetterDiscard, SubBlockBytes: 400}
+			if path.cfg != nil {
+				path.cfg(&cfg)
+			}
+			tr := feed(t, n)
+			e, reg, _ := newEngine(t, cfg)
+			var col collector
+			if err := path.run(e, runCtx(t), tr, keepEven, col.sink); err != nil {
+				t.Fatal(err)
+			}
+			st := e.Stats()
+			if _, recs, _ := col.snapshot(); recs != 4 || tr.Committed() != n {
+				t.Fatalf("sunk %d, committed %d", recs, tr.Committed())
+			}
+			if st.Filtered != 5 || st.Discarded != 1 || st.Processed != n {
+				t.Fatalf("stats %+v: want 5 filtered, 1 discarded, %d processed", st, n)
+			}
+			if got := counter(t, reg, "keel_engine_records_filtered_total"); got != 5 {
+				t.Fatalf("records_filtered_total = %v, want 5", got)
+			}
+			if got := counter(t, reg, "keel_engine_records_processed_total"); got != n {
+				t.Fatalf("records_processed_total = %v, want %d", got, n)
+			}
+		})
+	}
+	t.Run("fan_out_filters_nothing", func(t *testing.T) {
+		tr := feed(t, n)
+		e, reg, _ := newEngine(t, engine.Config{})
+		var col collector
+		if err := e.Run(runCtx(t), tr, fanOut, col.sink); err != nil {
+			t.Fatal(err)
+		}
+		if e.Stats().Filtered != 0 || counter(t, reg, "keel_engine_records_filtered_total") != 0 {
+			t.Fatalf("a fan-out counted filtered records: %+v", e.Stats())
+		}
+	})
+	t.Run("parse_failures_are_not_filtered", func(t *testing.T) {
+		tr, bad := mixedSource(t)
+		e, reg, _ := newEngine(t, engine.Config{DeadLetterPolicy: engine.DeadLetterDiscard})
+		var col collector
+		err := e.RunParsed(runCtx(t), tr, func(_ context.Context, pb *engine.ParsedBatch) (transport.Batch, error) {
+			return pb.Output(), nil
+		}, col.sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := e.Stats()
+		if st.Filtered != 0 || st.Discarded != uint64(bad) || st.Processed != uint64(10-bad) {
+			t.Fatalf("stats %+v", st)
+		}
+		if counter(t, reg, "keel_engine_records_processed_total") != float64(10-bad) {
+			t.Fatal("records_processed_total does not count the parsed records")
+		}
+	})
 }
 
 func TestAllFilteredBlockIsCommitted(t *testing.T) {
@@ -625,27 +804,120 @@ func TestTicker(t *testing.T) {
 }
 
 func TestMemoryLeaseReleasedOnEveryPath(t *testing.T) {
-	for name, sinkErr := range map[string]error{"success": nil, "sink_error": errBoom} {
-		t.Run(name, func(t *testing.T) {
-			acc := &accountant{}
+	parsedOutput := func(_ context.Context, pb *engine.ParsedBatch) (transport.Batch, error) { return pb.Output(), nil }
+	deadLetterFirst := func(_ context.Context, b transport.Batch) (transport.Batch, error) {
+		return b.WithDeadLetters(transport.DeadLetter{Record: b.Records[0], Reason: "bad record"}), nil
+	}
+	for _, tc := range []struct {
+		name    string
+		cfg     engine.Config
+		source  func(t *testing.T) *inmem.Transport
+		run     func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error
+		sinkErr error
+		want    error
+	}{
+		{name: "success"},
+		{name: "sink_error", sinkErr: errBoom, want: engine.ErrSink},
+		{name: "process_error", want: engine.ErrProcess,
+			run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+				return e.Run(ctx, r, func(context.Context, transport.Batch) (transport.Batch, error) {
+					return transport.Batch{}, errBoom
+				}, sink)
+			}},
+		{name: "route_error", want: engine.ErrRoute,
+			cfg: engine.Config{RouteDeadLetters: func(context.Context, []transport.DeadLetter) error { return errBoom }},
+			run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+				return e.Run(ctx, r, deadLetterFirst, sink)
+			}},
+		{name: "commit_error", want: engine.ErrCommit, source: func(t *testing.T) *inmem.Transport {
 			tr := feed(t, 10)
-			e, _, _ := newEngine(t, engine.Config{Memory: acc})
-			var seen int64
-			err := e.Run(runCtx(t), tr, passThrough, func(_ context.Context, b transport.Batch) error {
-				seen, _ = acc.state()
-				if seen != b.PayloadBytes() {
-					t.Errorf("lease during sink %d, block bytes %d", seen, b.PayloadBytes())
-				}
-				return sinkErr
-			})
-			if !errors.Is(err, sinkErr) {
-				t.Fatalf("err = %v", err)
+			tr.FailNextCommit(errBoom)
+			return tr
+		}},
+		{name: "parsed_success",
+			run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+				return e.RunParsed(ctx, r, parsedOutput, sink)
+			}},
+		{name: "parsed_fail_batch", want: engine.ErrParseBatch, cfg: engine.Config{ParseErrorAction: engine.ParseFailBatch},
+			source: func(t *testing.T) *inmem.Transport { tr, _ := mixedSource(t); return tr },
+			run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+				return e.RunParsed(ctx, r, parsedOutput, sink)
+			}},
+		{name: "streaming_sink_error", sinkErr: errBoom, want: engine.ErrSink, cfg: engine.Config{SubBlockBytes: 1 << 10},
+			run: func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+				return e.RunStreaming(ctx, r, passThrough, sink)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acc := &accountant{}
+			tc.cfg.Memory = acc
+			var tr *inmem.Transport
+			if tc.source != nil {
+				tr = tc.source(t)
+			} else {
+				tr = feed(t, 10)
 			}
-			if cur, _ := acc.state(); cur != 0 || seen == 0 {
-				t.Fatalf("lease after run %d (seen %d), want 0", cur, seen)
+			run := tc.run
+			if run == nil {
+				run = func(e *engine.Engine, ctx context.Context, r transport.Receiver, sink engine.SinkFunc) error {
+					return e.Run(ctx, r, passThrough, sink)
+				}
+			}
+			e, reg, _ := newEngine(t, tc.cfg)
+			err := run(e, runCtx(t), tr, func(_ context.Context, b transport.Batch) error {
+				if cur, _ := acc.state(); cur != b.PayloadBytes() {
+					t.Errorf("lease during sink %d, want the bytes of the (sub-)block sunk, %d", cur, b.PayloadBytes())
+				}
+				return tc.sinkErr
+			})
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			cur, high := acc.state()
+			if high == 0 {
+				t.Fatal("no block was leased")
+			}
+			if cur != 0 {
+				t.Fatalf("lease after the run %d, want 0", cur)
+			}
+			if g := counter(t, reg, "keel_engine_block_bytes"); g != 0 {
+				t.Fatalf("in-flight block bytes gauge %v after the run, want 0", g)
 			}
 		})
 	}
+	// A block abandoned when the drain deadline passes gives its lease back.
+	t.Run("abandoned_after_drain_timeout", func(t *testing.T) {
+		acc := &accountant{}
+		e, reg, _ := newEngine(t, engine.Config{Memory: acc, DrainTimeout: 10 * time.Millisecond})
+		src := feedOpen(t, 3)
+		ctx, cancel := context.WithCancel(runCtx(t))
+		inSink := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- e.Run(ctx, src, passThrough, func(sctx context.Context, _ transport.Batch) error {
+				close(inSink)
+				<-sctx.Done()
+				return sctx.Err()
+			})
+		}()
+		<-inSink
+		if cur, _ := acc.state(); cur == 0 {
+			t.Error("the block in the sink is not leased")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("run: %v, want nil when the drain deadline passes", err)
+		}
+		if src.Committed() != 0 {
+			t.Fatal("the abandoned block was committed")
+		}
+		if labelled(t, reg, "keel_engine_drains_total", "result", "abandoned") != 1 {
+			t.Fatal("the block was not abandoned by the drain deadline")
+		}
+		if cur, _ := acc.state(); cur != 0 {
+			t.Fatalf("lease after the abandoned block %d, want 0", cur)
+		}
+	})
 }
 
 func TestGoverned(t *testing.T) {
@@ -686,6 +958,47 @@ func TestGoverned(t *testing.T) {
 		}
 		if g := counter(t, reg, "keel_engine_budget_bytes"); g != float64(2*line) {
 			t.Fatalf("budget gauge %v, want the floor %d", g, 2*line)
+		}
+	})
+	// Each governed receive is capped at the budget: 64 records of 4 KiB
+	// against a 16 KiB budget arrive in blocks of at most the budget plus
+	// one record (the soft cap's floor), never the whole queue at once.
+	t.Run("recv_bytes_within_budget_plus_one_record", func(t *testing.T) {
+		const n, recBytes, budgetBytes, recordCap = 64, 4 << 10, 16 << 10, 4096
+		tr := inmem.New(inmem.Config{Capacity: n})
+		for i := range n {
+			p := append([]byte(`{"seq":`+strconv.Itoa(i)+`,"pad":"`), bytes.Repeat([]byte("x"), recBytes)...)
+			p = append(p[:recBytes-2], '"', '}')
+			if err := tr.Inject(context.Background(), transport.Record{Payload: p}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr.CloseInput()
+		rx := &filteringReceiver{Transport: tr}
+		budget := &halvingBudget{bytes: budgetBytes, floor: budgetBytes, cap: recordCap}
+		e, _, _ := newEngine(t, engine.Config{Budget: budget})
+		var col collector
+		if err := e.RunGoverned(runCtx(t), rx, passThrough, col.sink); err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range rx.recvLimits() {
+			if l.MaxBytes != budgetBytes || l.MaxRecords != recordCap {
+				t.Fatalf("receive %d limits %+v, want %d bytes and %d records", i, l, budgetBytes, recordCap)
+			}
+		}
+		obs := budget.observations()
+		var sum int64
+		for i, o := range obs {
+			if o > budgetBytes+recBytes {
+				t.Fatalf("block %d holds %d payload bytes, over the budget plus one record (%d)", i, o, budgetBytes+recBytes)
+			}
+			sum += o
+		}
+		if sum != n*recBytes || tr.Committed() != n {
+			t.Fatalf("%d bytes observed in %d blocks, committed %d; want %d bytes and %d records", sum, len(obs), tr.Committed(), n*recBytes, n)
+		}
+		if least := n * recBytes / (budgetBytes + recBytes); len(obs) < least {
+			t.Fatalf("%d blocks; a 16 KiB budget needs at least %d", len(obs), least)
 		}
 	})
 	t.Run("without_budget_is_run", func(t *testing.T) {

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -29,7 +31,9 @@ type ParsedBatch struct {
 	// Tokens are the block's input tokens, whatever parsed.
 	Tokens []transport.Token
 	// ParseFailures are the records that failed to parse under the
-	// dead_letter action, with the reason "parse error: ...". They are for
+	// dead_letter action, with the reason "parse error: ...", and, under
+	// batch_processing.format_lock, the records whose format did not match
+	// the lock, with the reason "format mismatch: ...". They are for
 	// information: the engine routes them itself, whatever process returns,
 	// so do not copy them into the out-batch.
 	ParseFailures []transport.DeadLetter
@@ -78,12 +82,23 @@ type ParsedProcessFunc func(ctx context.Context, b *ParsedBatch) (transport.Batc
 // it, fail_batch stops the loop with a *ParseError and commits nothing of
 // the block. A block whose records all failed to parse is still committed
 // (after its dead letters were routed) without calling process.
+//
+// With batch_processing.format_lock each call of RunParsed has its own
+// codec.Detector: the loop locks to the first detectable format of its
+// stream, checks the records in block order before the parse, and
+// dead-letters a record of the other format with the reason
+// "format mismatch: ..." (whatever parse_error_action says), relocking
+// after format_relock_after mismatches in a row.
 func (e *Engine) RunParsed(ctx context.Context, r transport.Receiver, process ParsedProcessFunc, sink SinkFunc) error {
 	if err := checkArgs(r, process == nil, sink == nil); err != nil {
 		return err
 	}
+	det, err := e.newDetector()
+	if err != nil {
+		return err
+	}
 	proc := func(ctx context.Context, b transport.Batch) (transport.Batch, int, error) {
-		pb, err := e.parseBlock(ctx, b)
+		pb, err := e.parseBlock(ctx, b, det)
 		if err != nil {
 			return transport.Batch{}, 0, err
 		}
@@ -95,6 +110,7 @@ func (e *Engine) RunParsed(ctx context.Context, r transport.Receiver, process Pa
 		if err != nil {
 			return out, 0, err
 		}
+		e.countFiltered(len(pb.Records), out)
 		if len(failures) > 0 {
 			out.DeadLetters = append(failures[:len(failures):len(failures)], out.DeadLetters...)
 		}
@@ -106,14 +122,22 @@ func (e *Engine) RunParsed(ctx context.Context, r transport.Receiver, process Pa
 }
 
 // parseAll parses records on the pool with base options, each record in
-// its own format when it has one. errs is nil when all parsed. A ctx
-// error is returned as such; a panic in the parser is that record's error.
-func (e *Engine) parseAll(ctx context.Context, records []transport.Record, base codec.ParseOptions) ([]*codec.Value, []error, error) {
+// its own format when it has one, else in the format the lock gave it.
+// A record the lock refused is not parsed (its value and error are nil).
+// errs is nil when all parsed. A ctx error is returned as such; a panic in
+// the parser is that record's error.
+func (e *Engine) parseAll(ctx context.Context, records []transport.Record, base codec.ParseOptions, lk *lockResult) ([]*codec.Value, []error, error) {
 	t := time.Now()
-	values, errs := pool.Map(ctx, e.pool, records, func(_ context.Context, _ int, rec transport.Record) (*codec.Value, error) {
+	values, errs := pool.Map(ctx, e.pool, records, func(_ context.Context, i int, rec transport.Record) (*codec.Value, error) {
 		o := base
-		if rec.Format != codec.Auto {
+		switch {
+		case rec.Format != codec.Auto:
 			o.Format = rec.Format
+		case lk != nil:
+			if lk.refused(i) {
+				return nil, nil
+			}
+			o.Format = lk.formats[i]
 		}
 		return codec.Parse(rec.Payload, o)
 	})
@@ -131,19 +155,31 @@ func (e *Engine) parseAll(ctx context.Context, records []transport.Record, base 
 	return values, errs, nil
 }
 
-// parseBlock parses a block and applies the parse-error action.
-func (e *Engine) parseBlock(ctx context.Context, b transport.Batch) (*ParsedBatch, error) {
-	values, errs, err := e.parseAll(ctx, b.Records, e.loopParse)
+// parseBlock checks the block against the format lock (det, nil without
+// one), parses it and applies the parse-error action.
+func (e *Engine) parseBlock(ctx context.Context, b transport.Batch, det *codec.Detector) (*ParsedBatch, error) {
+	lk := lockFormats(det, b.Records)
+	values, errs, err := e.parseAll(ctx, b.Records, e.loopParse, lk)
 	if err != nil {
 		return nil, err
 	}
 	pb := &ParsedBatch{Records: b.Records, Values: values, Tokens: b.Tokens, Interner: e.interner}
-	if errs == nil {
+	if errs == nil && !lk.anyRefused() {
 		return pb, nil
 	}
 	keepRec := make([]transport.Record, 0, len(b.Records))
 	keepVal := make([]*codec.Value, 0, len(b.Records))
-	for i, err := range errs {
+	for i := range b.Records {
+		if lk.refused(i) {
+			e.c.errors.Add(1)
+			e.ins.recordErrors.Inc()
+			pb.ParseFailures = append(pb.ParseFailures, transport.DeadLetter{Record: b.Records[i], Reason: lk.reasons[i]})
+			continue
+		}
+		var err error
+		if errs != nil {
+			err = errs[i]
+		}
 		if err == nil {
 			keepRec = append(keepRec, b.Records[i])
 			keepVal = append(keepVal, values[i])
@@ -169,4 +205,71 @@ func (e *Engine) countParseError() {
 	e.c.errors.Add(1)
 	e.ins.parseErrors.Inc()
 	e.ins.recordErrors.Inc()
+}
+
+// newDetector returns the format lock of one RunParsed loop, or nil when
+// batch_processing.format_lock is off.
+func (e *Engine) newDetector() (*codec.Detector, error) {
+	if !e.cfg.FormatLock {
+		return nil, nil
+	}
+	det, err := codec.NewDetector(codec.DetectorConfig{
+		RelockAfter: e.cfg.FormatRelockAfter, Metrics: e.cfg.Metrics, Logger: e.cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s.format_relock_after: %w", ErrInvalidConfig, Section, err)
+	}
+	return det, nil
+}
+
+// lockResult is what the format lock decided for the records of one
+// block: the format to parse each record as and, for the records of the
+// wrong format, the dead-letter reason.
+type lockResult struct {
+	formats []codec.Format
+	reasons []string // nil when no record was refused
+}
+
+// lockFormats checks the records whose transport declared no format
+// against det, in block order, so the lock and any relock follow the
+// stream. It returns nil when det is nil.
+func lockFormats(det *codec.Detector, records []transport.Record) *lockResult {
+	if det == nil {
+		return nil
+	}
+	lk := &lockResult{formats: make([]codec.Format, len(records))}
+	for i := range records {
+		if records[i].Format != codec.Auto {
+			continue
+		}
+		f, err := det.Check(records[i].Payload)
+		lk.formats[i] = f
+		var me *codec.MismatchError
+		if err == nil || !errors.As(err, &me) {
+			continue
+		}
+		if lk.reasons == nil {
+			lk.reasons = make([]string, len(records))
+		}
+		lk.reasons[i] = mismatchReason(me)
+	}
+	return lk
+}
+
+// refused reports whether record i was refused by the lock.
+func (lk *lockResult) refused(i int) bool { return lk.anyRefused() && lk.reasons[i] != "" }
+
+// anyRefused reports whether the lock refused a record of the block.
+func (lk *lockResult) anyRefused() bool { return lk != nil && lk.reasons != nil }
+
+// mismatchReason is the dead-letter reason of a record refused by the
+// format lock, e.g. "format mismatch: expected json, got msgpack (1 in a
+// row)".
+func mismatchReason(me *codec.MismatchError) string {
+	reason := "format mismatch: expected " + me.Locked.String() + ", got " + me.Detected.String() +
+		" (" + strconv.Itoa(me.Run) + " in a row"
+	if me.Relocked {
+		reason += "; now locked to " + me.Detected.String()
+	}
+	return reason + ")"
 }

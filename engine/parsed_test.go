@@ -14,6 +14,8 @@ import (
 
 	"github.com/keel-go/keel/codec"
 	"github.com/keel-go/keel/engine"
+	"github.com/keel-go/keel/internal/keeltest"
+	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
 )
@@ -358,4 +360,143 @@ func TestParsedOutputDeadLettersUnencodable(t *testing.T) {
 	if _, recs, _ := col.snapshot(); recs != 1 || tr.Committed() != 2 {
 		t.Fatalf("sunk %d, committed %d", recs, tr.Committed())
 	}
+}
+
+// msgpackLine returns a MsgPack map with a sequence number.
+func msgpackLine(t testing.TB, i int) []byte {
+	t.Helper()
+	p, err := msgpack.Marshal(map[string]any{"level": "info", "seq": i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// formatLockRun runs RunParsed with format_lock over payloads in blocks of
+// two records, and returns the dead letters routed, the payloads sunk, the
+// engine and its registry.
+func formatLockRun(t *testing.T, cfg engine.Config, payloads [][]byte) (routed []transport.DeadLetter, sunk [][]byte, e *engine.Engine, reg *metrics.Registry) {
+	t.Helper()
+	records := make([]transport.Record, len(payloads))
+	for i, p := range payloads {
+		records[i] = transport.Record{Payload: p}
+	}
+	tr := injectAll(t, records)
+	cfg.FormatLock = true
+	cfg.MaxRecords = 2 // the lock holds across blocks
+	cfg.RouteDeadLetters = func(_ context.Context, dls []transport.DeadLetter) error {
+		routed = append(routed, dls...)
+		return nil
+	}
+	e, reg, _ = newEngine(t, cfg)
+	var col collector
+	err := e.RunParsed(runCtx(t), tr, func(_ context.Context, b *engine.ParsedBatch) (transport.Batch, error) {
+		return b.Output(), nil
+	}, col.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Committed() != uint64(len(payloads)) {
+		t.Fatalf("committed %d of %d", tr.Committed(), len(payloads))
+	}
+	_, _, batches := col.snapshot()
+	for _, b := range batches {
+		for _, r := range b.Records {
+			sunk = append(sunk, r.Payload)
+		}
+	}
+	return routed, sunk, e, reg
+}
+
+func TestFormatLock(t *testing.T) {
+	t.Run("stray_msgpack_in_a_json_stream_is_dead_lettered", func(t *testing.T) {
+		stray := msgpackLine(t, 2)
+		payloads := [][]byte{jsonLine(0), jsonLine(1), stray, jsonLine(3), jsonLine(4)}
+		routed, sunk, e, reg := formatLockRun(t, engine.Config{}, payloads)
+		if len(routed) != 1 || !bytes.Equal(routed[0].Record.Payload, stray) {
+			t.Fatalf("routed %+v, want the MsgPack record alone", routed)
+		}
+		if want := "format mismatch: expected json, got msgpack (1 in a row)"; routed[0].Reason != want {
+			t.Fatalf("reason %q, want %q", routed[0].Reason, want)
+		}
+		if len(sunk) != 4 {
+			t.Fatalf("sunk %d records, want the 4 JSON ones", len(sunk))
+		}
+		for _, p := range sunk {
+			if codec.Detect(p) != codec.JSON {
+				t.Fatalf("sunk a non-JSON record %x", p)
+			}
+		}
+		if st := e.Stats(); st.Errors != 1 || st.ParseErrors != 0 || st.DeadLettered != 1 || st.Processed != 4 {
+			t.Fatalf("stats %+v: want one record error, no parse error", st)
+		}
+		if got := keeltest.MetricValue(t, reg.Gatherer(), "keel_codec_format_mismatches_total", map[string]string{"format": "msgpack"}); got != 1 {
+			t.Fatalf("format_mismatches_total{format=msgpack} = %v, want 1", got)
+		}
+	})
+	t.Run("a_run_of_msgpack_relocks", func(t *testing.T) {
+		// json, json, then five MsgPack: the first three are mismatches (the
+		// third completes the run and relocks), the next two parse; a JSON
+		// record after the relock is the stray one.
+		payloads := [][]byte{jsonLine(0), jsonLine(1)}
+		for i := 2; i < 7; i++ {
+			payloads = append(payloads, msgpackLine(t, i))
+		}
+		payloads = append(payloads, jsonLine(7))
+		routed, sunk, _, reg := formatLockRun(t, engine.Config{FormatRelockAfter: 3}, payloads)
+		want := []string{
+			"format mismatch: expected json, got msgpack (1 in a row)",
+			"format mismatch: expected json, got msgpack (2 in a row)",
+			"format mismatch: expected json, got msgpack (3 in a row; now locked to msgpack)",
+			"format mismatch: expected msgpack, got json (1 in a row)",
+		}
+		if len(routed) != len(want) {
+			t.Fatalf("routed %d dead letters, want %d: %+v", len(routed), len(want), routed)
+		}
+		for i, w := range want {
+			if routed[i].Reason != w {
+				t.Fatalf("dead letter %d reason %q, want %q", i, routed[i].Reason, w)
+			}
+		}
+		if !bytes.Equal(routed[3].Record.Payload, jsonLine(7)) {
+			t.Fatal("the JSON record after the relock was not the one dead-lettered")
+		}
+		if len(sunk) != 4 || !bytes.Equal(sunk[2], payloads[5]) || !bytes.Equal(sunk[3], payloads[6]) {
+			t.Fatalf("sunk %d records, want json 0, json 1 and the MsgPack records after the relock", len(sunk))
+		}
+		if got := keeltest.MetricValue(t, reg.Gatherer(), "keel_codec_format_relocks_total", map[string]string{"format": "msgpack"}); got != 1 {
+			t.Fatalf("format_relocks_total{format=msgpack} = %v, want 1", got)
+		}
+	})
+	t.Run("off_by_default_mixed_formats_parse", func(t *testing.T) {
+		tr := injectAll(t, []transport.Record{{Payload: jsonLine(0)}, {Payload: msgpackLine(t, 1)}, {Payload: jsonLine(2)}})
+		e, _, _ := newEngine(t, engine.Config{})
+		var col collector
+		err := e.RunParsed(runCtx(t), tr, func(_ context.Context, b *engine.ParsedBatch) (transport.Batch, error) {
+			return b.Output(), nil
+		}, col.sink)
+		if err != nil {
+			t.Fatalf("RunParsed without format_lock: %v", err)
+		}
+		if _, recs, _ := col.snapshot(); recs != 3 {
+			t.Fatalf("sunk %d, want all 3", recs)
+		}
+	})
+	t.Run("declared_formats_are_not_checked", func(t *testing.T) {
+		// A transport that declares each record's format is believed: the
+		// JSON-declared record after a MsgPack lock is not a mismatch.
+		records := []transport.Record{{Payload: msgpackLine(t, 0)}, {Payload: jsonLine(1), Format: codec.JSON}}
+		tr := injectAll(t, records)
+		e, _, _ := newEngine(t, engine.Config{FormatLock: true})
+		var col collector
+		err := e.RunParsed(runCtx(t), tr, func(_ context.Context, b *engine.ParsedBatch) (transport.Batch, error) {
+			return b.Output(), nil
+		}, col.sink)
+		if err != nil {
+			t.Fatalf("a declared format was treated as a mismatch: %v", err)
+		}
+		if _, recs, _ := col.snapshot(); recs != 2 {
+			t.Fatalf("sunk %d, want 2", recs)
+		}
+	})
 }

@@ -28,14 +28,21 @@ type Stats struct {
 	DeadLettered uint64
 	// Discarded counts dead letters dropped under the discard policy.
 	Discarded uint64
-	// Filtered counts records dropped by a pre-route filter.
+	// Filtered counts records dropped without a dead letter: by a
+	// drop_field_missing pre-route filter of ProcessRecords, or by the
+	// process step of a run loop, which counts the input records it was
+	// given minus the records and dead letters it returned, when fewer came
+	// out (a fan-in counts the difference; a fan-out nothing). Records a
+	// receiver's inbound filter dropped never reach the engine and are not
+	// counted here.
 	Filtered uint64
 	// Skipped counts records dropped by parse_error_action skip.
 	Skipped uint64
 	// ParseErrors counts records whose payload failed to parse.
 	ParseErrors uint64
-	// Errors counts records that ended in an error: parse errors, pre-route
-	// dead letters and transform errors of ProcessRecords.
+	// Errors counts records that ended in an error: parse errors, format
+	// mismatches under format_lock, pre-route dead letters and transform
+	// errors of ProcessRecords.
 	Errors uint64
 	// Failures counts terminal loop errors.
 	Failures uint64
@@ -99,12 +106,12 @@ func newInstruments(reg *metrics.Registry) *instruments {
 		discarded: dl.With("discarded"),
 		rejected:  dl.With("rejected"),
 		filtered: reg.Counter(o("records_filtered_total",
-			"Records dropped by a pre-route filter (routing field missing).", "")),
+			"Records dropped without a dead letter: by a pre-route filter (routing field missing), or by a run loop's process step (input records minus output records and dead letters, when fewer came out).", "")),
 		skipped: reg.Counter(o("records_skipped_total",
 			"Records dropped because they failed to parse under parse_error_action skip.", "")),
 		parseErrors: reg.Counter(o("parse_errors_total", "Records whose payload failed to parse, whatever the action.", "")),
 		recordErrors: reg.Counter(o("record_errors_total",
-			"Records that ended in an error: parse errors, pre-route dead letters and transform errors.", "")),
+			"Records that ended in an error: parse errors, format mismatches under format_lock, pre-route dead letters and transform errors.", "")),
 		subBlocks:  reg.Counter(o("sub_blocks_total", "Sub-blocks processed by the streaming and governed loops.", "")),
 		ticks:      reg.Counter(o("ticks_total", "Runs of the loop ticker.", "")),
 		tickErrors: reg.Counter(o("tick_errors_total", "Ticker runs that returned an error (logged, not fatal).", "")),

@@ -5,11 +5,14 @@ import (
 	"fmt"
 
 	"github.com/keel-go/keel/codec"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
-// SplitNDJSON slices blob into lines: split on '\n', strip a trailing
-// '\r', trim ASCII whitespace, skip blank lines. The lines alias blob; it
-// never parses and never fails.
+// SplitNDJSON slices blob into lines with the same framing as the file
+// and pipe transports: split on '\n', strip one trailing '\r', skip lines
+// that are empty or ASCII whitespace only. Nothing else is trimmed, so a
+// line keeps its leading and trailing spaces and reads back as written.
+// The lines alias blob; it never parses and never fails.
 func SplitNDJSON(blob []byte) [][]byte {
 	out := make([][]byte, 0, 16)
 	for len(blob) > 0 {
@@ -20,8 +23,10 @@ func SplitNDJSON(blob []byte) [][]byte {
 		} else {
 			line, blob = blob[:i], blob[i+1:]
 		}
-		line = trimSpace(line)
-		if len(line) > 0 {
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if !linesplit.IsBlank(line) {
 			out = append(out, line)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keel-go/keel/transport"
+	"github.com/keel-go/keel/transport/internal/linesplit"
 )
 
 type tok int
@@ -107,27 +108,53 @@ func TestClassify(t *testing.T) {
 }
 
 func TestSplitNDJSON(t *testing.T) {
-	blob := []byte("{\"a\":1}\r\n\n  \n{\"b\":2}\n\t{\"c\":3}")
+	blob := []byte("{\"a\":1}\r\n\n  \n{\"b\":2}\n\t{\"c\":3} \r\n\f\v\r\n{\"d\":4}\r\r\n{\"e\":5}")
 	lines := transport.SplitNDJSON(blob)
-	want := []string{`{"a":1}`, `{"b":2}`, `{"c":3}`}
+	// One trailing CR is stripped and blank lines are skipped; nothing
+	// else is trimmed.
+	want := []string{`{"a":1}`, `{"b":2}`, "\t{\"c\":3} ", "{\"d\":4}\r", `{"e":5}`}
 	if len(lines) != len(want) {
-		t.Fatalf("lines = %q", lines)
+		t.Fatalf("lines = %q, want %q", lines, want)
 	}
 	for i := range want {
 		if string(lines[i]) != want[i] {
-			t.Errorf("line %d = %q", i, lines[i])
+			t.Errorf("line %d = %q, want %q", i, lines[i], want[i])
 		}
 	}
 	if &lines[0][0] != &blob[0] {
 		t.Fatal("lines must alias the blob, not copy it")
 	}
-	if len(transport.SplitNDJSON(nil)) != 0 || len(transport.SplitNDJSON([]byte("\n\r\n"))) != 0 {
+	if len(transport.SplitNDJSON(nil)) != 0 || len(transport.SplitNDJSON([]byte("\n\r\n \t\r\n"))) != 0 {
 		t.Fatal("blank input must give no lines")
 	}
 	b := transport.BatchFromNDJSON(blob)
-	if b.Len() != 3 || len(b.Tokens) != 0 {
+	if b.Len() != 5 || len(b.Tokens) != 0 {
 		t.Fatal("BatchFromNDJSON")
 	}
+	if got := framerLines(blob); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Fatalf("the file and pipe framer gives %q, SplitNDJSON %q", got, want)
+	}
+}
+
+// framerLines frames blob as the file and pipe transports do, as a stream
+// that ends after blob.
+func framerLines(blob []byte) []string {
+	fr := linesplit.New(len(blob) + 1)
+	var out []string
+	for rest := blob; len(rest) > 0; {
+		n := copy(fr.Space(), rest)
+		fr.Wrote(n)
+		rest = rest[n:]
+		for f := fr.Next(); f.Kind != linesplit.None; f = fr.Next() {
+			if f.Kind == linesplit.Line {
+				out = append(out, string(f.Line))
+			}
+		}
+	}
+	if f := fr.Finish(); f.Kind == linesplit.Line {
+		out = append(out, string(f.Line))
+	}
+	return out
 }
 
 func TestSplitJSONArray(t *testing.T) {
@@ -204,13 +231,24 @@ func FuzzSplitJSONArray(f *testing.F) {
 	})
 }
 
+// FuzzSplitNDJSON checks that SplitNDJSON frames any input exactly as the
+// file and pipe transports do.
 func FuzzSplitNDJSON(f *testing.F) {
 	f.Add([]byte("a\nb\r\n\nc"))
+	f.Add([]byte(" a \r\r\n\t\n\f\v\r"))
 	f.Fuzz(func(t *testing.T, blob []byte) {
-		for _, l := range transport.SplitNDJSON(blob) {
-			if len(l) == 0 || strings.ContainsAny(string(l), "\n") {
+		lines := transport.SplitNDJSON(blob)
+		for _, l := range lines {
+			if len(l) == 0 || strings.ContainsAny(string(l), "\n") || strings.Trim(string(l), " \t\r\f\v") == "" {
 				t.Fatalf("bad line %q", l)
 			}
+		}
+		got := make([]string, len(lines))
+		for i, l := range lines {
+			got[i] = string(l)
+		}
+		if want := framerLines(blob); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Fatalf("SplitNDJSON(%q) = %q, the transports' framer gives %q", blob, got, want)
 		}
 	})
 }

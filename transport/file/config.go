@@ -25,14 +25,42 @@ const (
 	DefaultSyncInterval = time.Second
 	// DefaultWriteBufferBytes is the sender's write buffer size.
 	DefaultWriteBufferBytes = 64 << 10
+	// DefaultFlushInterval is the flush period of FlushOnInterval.
+	DefaultFlushInterval = time.Second
 	// PositionSuffix is appended to Path to name the default position file.
 	PositionSuffix = ".pos"
 )
 
-// SyncPolicy says when the sender fsyncs the file. Every Send and
-// SendBatch writes its records to the operating system before it returns,
-// whatever the policy, so they survive a crash of the process; the policy
-// decides what survives a crash of the machine (power loss, kernel panic).
+// FlushPolicy says when the sender hands the records buffered in the
+// process to the operating system. Records the operating system holds
+// survive a crash of the process (kill -9, panic, OOM kill); records still
+// in the buffer do not. The sender is at least once only when what it
+// accepted survives: a source committed after a send acknowledged under a
+// lazy policy ("bytes" or "interval") can lose those records if the
+// process dies before the next flush. Close and Flush always flush.
+type FlushPolicy string
+
+const (
+	// FlushBatch flushes before every Send and SendBatch returns, so an
+	// accepted record survives a process crash. This is the default, and
+	// the policy to use when the source is committed after the send (the
+	// engine does that).
+	FlushBatch FlushPolicy = "batch"
+	// FlushBytes flushes when Config.FlushBytes or more are buffered after
+	// a call (and whenever the write buffer fills). A process crash loses
+	// the records accepted since the last flush: less than FlushBytes.
+	FlushBytes FlushPolicy = "bytes"
+	// FlushOnInterval flushes in the background every
+	// Config.FlushInterval while records are buffered (and whenever the
+	// write buffer fills). A process crash loses at most the last interval
+	// of accepted records.
+	FlushOnInterval FlushPolicy = "interval"
+)
+
+// SyncPolicy says when the sender fsyncs the file: what survives a crash
+// of the machine (power loss, kernel panic). An fsync covers what was
+// flushed to the operating system (see FlushPolicy), so "every_write"
+// needs the default flush policy "batch".
 type SyncPolicy string
 
 const (
@@ -84,10 +112,20 @@ type Config struct {
 	// SyncInterval is the fsync period of the "interval" policy.
 	// Default 1 s.
 	SyncInterval time.Duration `koanf:"sync_interval"`
-	// WriteBufferBytes is the Sender's write buffer. Records of one call
-	// are coalesced in it and flushed before the call returns.
-	// Default 64 KiB.
+	// WriteBufferBytes is the Sender's write buffer. Records are coalesced
+	// in it and written to the operating system when it fills and as Flush
+	// says. Default 64 KiB; under flush "bytes" it is at least FlushBytes.
 	WriteBufferBytes int `koanf:"write_buffer_bytes"`
+	// Flush is the Sender's flush policy: "batch" (default), "bytes" or
+	// "interval". See FlushPolicy for what survives a crash of the
+	// process. A lazy policy needs Sync "interval" or "none".
+	Flush FlushPolicy `koanf:"flush"`
+	// FlushBytes is the buffered size at which the "bytes" policy flushes.
+	// Default WriteBufferBytes.
+	FlushBytes int `koanf:"flush_bytes"`
+	// FlushInterval is the flush period of the "interval" policy.
+	// Default 1 s.
+	FlushInterval time.Duration `koanf:"flush_interval"`
 
 	// Metrics receives the keel_file_* metrics; nil means metrics.Default().
 	Metrics *metrics.Registry `koanf:"-"`
@@ -120,6 +158,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WriteBufferBytes == 0 {
 		c.WriteBufferBytes = DefaultWriteBufferBytes
 	}
+	if c.Flush == "" {
+		c.Flush = FlushBatch
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = c.WriteBufferBytes
+	}
+	if c.Flush == FlushBytes {
+		c.WriteBufferBytes = max(c.WriteBufferBytes, c.FlushBytes)
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -146,10 +196,31 @@ func (c Config) Validate() error {
 		msg = fmt.Sprintf("%s.sync_interval is %s: use a positive duration, or 0 for the default %s", Section, c.SyncInterval, DefaultSyncInterval)
 	case c.WriteBufferBytes < 0:
 		msg = fmt.Sprintf("%s.write_buffer_bytes is %d: use a positive byte count, or 0 for the default %d", Section, c.WriteBufferBytes, DefaultWriteBufferBytes)
+	case c.Flush != "" && c.Flush != FlushBatch && c.Flush != FlushBytes && c.Flush != FlushOnInterval:
+		msg = fmt.Sprintf("%s.flush is %q: use batch, bytes or interval", Section, string(c.Flush))
+	case c.FlushBytes < 0:
+		msg = fmt.Sprintf("%s.flush_bytes is %d: use a positive byte count, or 0 for write_buffer_bytes", Section, c.FlushBytes)
+	case c.FlushBytes > 0 && c.Flush != FlushBytes:
+		msg = fmt.Sprintf("%s.flush_bytes is set but %s.flush is %q: set flush to bytes, or leave flush_bytes unset", Section, Section, c.flushName())
+	case c.FlushInterval < 0:
+		msg = fmt.Sprintf("%s.flush_interval is %s: use a positive duration, or 0 for the default %s", Section, c.FlushInterval, DefaultFlushInterval)
+	case c.FlushInterval > 0 && c.Flush != FlushOnInterval:
+		msg = fmt.Sprintf("%s.flush_interval is set but %s.flush is %q: set flush to interval, or leave flush_interval unset", Section, Section, c.flushName())
+	case c.Flush != "" && c.Flush != FlushBatch && (c.Sync == "" || c.Sync == SyncEveryWrite):
+		msg = fmt.Sprintf("%s.flush is %s, which can leave accepted records in the process buffer, but %s.sync is every_write (the default), "+
+			"which promises each accepted record is on disk: set sync to interval or none, or flush to batch", Section, c.Flush, Section)
 	default:
 		return nil
 	}
 	return transport.NewError(transport.ErrConfig, name, "config", errors.New(msg))
+}
+
+// flushName returns the flush policy as configured, "batch" when unset.
+func (c Config) flushName() string {
+	if c.Flush == "" {
+		return string(FlushBatch)
+	}
+	return string(c.Flush)
 }
 
 // appendMode reports the effective Append setting.

@@ -38,12 +38,17 @@
 //	defer s.Close(ctx)
 //	err = s.SendBatch(ctx, records)
 //
-// Each call flushes to the operating system before it returns (safe from
-// a process crash) and, with the default Sync policy "every_write",
-// fsyncs (safe from a machine crash); "interval" and "none" trade that
-// for speed. A payload that would not read back as the same single line
-// (it contains "\n", is blank, ends with "\r" or is over MaxLineBytes) is
-// refused with ErrUnframable at its index in a *transport.BatchError.
+// By default each call flushes to the operating system before it returns
+// (Flush "batch": safe from a process crash) and fsyncs (Sync
+// "every_write": safe from a machine crash). Flush "bytes" (once
+// flush_bytes are buffered) and "interval" (every flush_interval) write
+// less often, and Sync "interval" and "none" fsync less often; each trades
+// a window of accepted records lost in a crash for speed, which breaks
+// at-least-once delivery for a source committed after the send, and a lazy
+// flush needs a lazy sync. A payload that would not read back as the same
+// single line (it contains "\n", is blank, ends with "\r" or is over
+// MaxLineBytes) is refused with ErrUnframable at its index in a
+// *transport.BatchError.
 //
 // Metrics (namespace keel, subsystem file): lines_read_total,
 // read_bytes_total, oversize_lines_total, commits_total, resets_total,

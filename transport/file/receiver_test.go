@@ -47,6 +47,14 @@ func TestConfigValidation(t *testing.T) {
 		{Config{Path: "x", Sync: "always"}, "transport.file.sync"},
 		{Config{Path: "x", SyncInterval: -1}, "transport.file.sync_interval"},
 		{Config{Path: "x", WriteBufferBytes: -1}, "transport.file.write_buffer_bytes"},
+		{Config{Path: "x", Flush: "never", Sync: SyncNone}, "transport.file.flush"},
+		{Config{Path: "x", Flush: FlushBytes, Sync: SyncNone, FlushBytes: -1}, "transport.file.flush_bytes"},
+		{Config{Path: "x", FlushBytes: 4096}, "transport.file.flush_bytes"},
+		{Config{Path: "x", Flush: FlushOnInterval, Sync: SyncNone, FlushInterval: -1}, "transport.file.flush_interval"},
+		{Config{Path: "x", Flush: FlushBytes, Sync: SyncNone, FlushInterval: time.Second}, "transport.file.flush_interval"},
+		// A lazy flush cannot keep the every_write promise, explicit or default.
+		{Config{Path: "x", Flush: FlushOnInterval}, "transport.file.sync"},
+		{Config{Path: "x", Flush: FlushBytes, Sync: SyncEveryWrite}, "transport.file.sync"},
 	}
 	for _, c := range bad {
 		for _, err := range []error{c.cfg.Validate(), func() error { _, err := NewReceiver(c.cfg); return err }(), func() error { _, err := NewSender(c.cfg); return err }()} {
@@ -61,8 +69,14 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if got.PositionPath != "/d/x.ndjson.pos" || got.MaxLineBytes != DefaultMaxLineBytes || got.PollInterval != DefaultPollInterval ||
 		got.Sync != SyncEveryWrite || got.SyncInterval != DefaultSyncInterval || got.WriteBufferBytes != DefaultWriteBufferBytes ||
+		got.Flush != FlushBatch || got.FlushBytes != DefaultWriteBufferBytes || got.FlushInterval != DefaultFlushInterval ||
 		!got.appendMode() || got.Metrics == nil || got.Logger == nil {
 		t.Fatalf("defaults not applied: %+v", got)
+	}
+	// Under flush bytes the write buffer holds at least flush_bytes.
+	got, err = Config{Path: "x", Flush: FlushBytes, Sync: SyncNone, FlushBytes: 1 << 20}.withDefaults()
+	if err != nil || got.WriteBufferBytes != 1<<20 {
+		t.Fatalf("flush_bytes over the buffer: buffer %d, err %v", got.WriteBufferBytes, err)
 	}
 	no := false
 	if (Config{Append: &no}).appendMode() {

@@ -27,11 +27,13 @@ var ErrUnframable = linebatch.ErrUnframable
 // Sender appends records to an NDJSON file, one payload and "\n" per
 // record. It is a transport.Sender and is safe for concurrent use.
 //
-// Every Send and SendBatch writes through a buffer and flushes it to the
-// operating system before returning, so accepted records survive a crash
-// of the process. What survives a crash of the machine depends on
-// Config.Sync: see SyncPolicy. Close flushes and fsyncs whatever the
-// policy. Record keys, headers and timestamps are not written.
+// Every Send and SendBatch writes through a buffer. Under the default
+// flush policy "batch" the buffer is flushed to the operating system
+// before the call returns, so accepted records survive a crash of the
+// process; "bytes" and "interval" flush later, trading that for fewer
+// writes (see FlushPolicy). What survives a crash of the machine depends
+// on Config.Sync: see SyncPolicy. Close flushes and fsyncs whatever the
+// policies. Record keys, headers and timestamps are not written.
 //
 // One Sender per file: with several writers a line may interleave with
 // another writer's write.
@@ -47,17 +49,18 @@ type Sender struct {
 	st    linebatch.SenderState // closed by Close; broken by a write, flush or fsync failure
 	check func(payload []byte) error
 
-	stop   chan struct{}
-	done   chan struct{}
-	onSync func() // test hook: called with mu held after a background fsync
+	stop    chan struct{}
+	done    chan struct{}
+	onSync  func() // test hook: called with mu held after a background fsync
+	onFlush func() // test hook: called with mu held after a background flush
 }
 
 var _ transport.Sender = (*Sender)(nil)
 
 // NewSender validates cfg and opens Path for writing, creating it (and
 // fsyncing its directory, unless Sync is "none") if needed; with Append
-// false an existing file is truncated. With the "interval" policy it starts
-// a goroutine that Close stops.
+// false an existing file is truncated. With the "interval" sync or flush
+// policy it starts a goroutine that Close stops.
 func NewSender(cfg Config) (*Sender, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -91,10 +94,17 @@ func NewSender(cfg Config) (*Sender, error) {
 		}
 		s.m.fsyncs.Inc()
 	}
+	var flushEvery, syncEvery time.Duration
+	if cfg.Flush == FlushOnInterval {
+		flushEvery = cfg.FlushInterval
+	}
 	if cfg.Sync == SyncOnInterval {
+		syncEvery = cfg.SyncInterval
+	}
+	if flushEvery > 0 || syncEvery > 0 {
 		s.stop = make(chan struct{})
 		s.done = make(chan struct{})
-		go s.syncLoop()
+		go s.background(flushEvery, syncEvery)
 	}
 	return s, nil
 }
@@ -111,12 +121,14 @@ func (s *Sender) Send(ctx context.Context, rec transport.Record) error {
 	return linebatch.SingleError(s.SendBatch(ctx, []transport.Record{rec}))
 }
 
-// SendBatch writes the records in order, flushes them to the operating
-// system and, with the "every_write" policy, fsyncs the file before it
-// returns. Records that cannot be framed (ErrUnframable) are skipped and
-// listed in a *transport.BatchError (fatal: retrying will not help); the
-// others are written. A write, flush or fsync failure is a fatal
-// transport.ErrSend error, and the sender refuses further sends.
+// SendBatch writes the records in order into the buffer and flushes it as
+// the flush policy says: before it returns under "batch" (then, with the
+// "every_write" sync policy, it also fsyncs the file), once FlushBytes are
+// buffered under "bytes", in the background under "interval". Records
+// that cannot be framed (ErrUnframable) are skipped and listed in a
+// *transport.BatchError (fatal: retrying will not help); the others are
+// written. A write, flush or fsync failure, here or in the background, is
+// a fatal transport.ErrSend error, and the sender refuses further sends.
 func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -131,12 +143,16 @@ func (s *Sender) SendBatch(ctx context.Context, records []transport.Record) erro
 		return s.fail("write", err)
 	}
 	if n.Lines > 0 {
-		if err := s.w.Flush(); err != nil {
-			return s.fail("flush", err)
-		}
+		// A full buffer writes through on its own, so the file may hold
+		// unsynced data whatever the flush policy says.
 		s.dirty = true
 		s.m.linesWritten.Add(float64(n.Lines))
 		s.m.bytesWritten.Add(float64(n.Bytes))
+		if s.cfg.Flush == FlushBatch || (s.cfg.Flush == FlushBytes && s.w.Buffered() >= s.cfg.FlushBytes) {
+			if err := s.w.Flush(); err != nil {
+				return s.fail("flush", err)
+			}
+		}
 		if s.cfg.Sync == SyncEveryWrite {
 			if err := s.sync(); err != nil {
 				return s.fail("fsync", err)
@@ -171,16 +187,40 @@ func (s *Sender) sync() error {
 	return nil
 }
 
-// syncLoop fsyncs every SyncInterval while there are unsynced writes.
-func (s *Sender) syncLoop() {
+// background flushes every flushEvery while records are buffered and
+// fsyncs every syncEvery while there are unsynced writes; a zero period
+// turns that half off.
+func (s *Sender) background(flushEvery, syncEvery time.Duration) {
 	defer close(s.done)
-	t := time.NewTicker(s.cfg.SyncInterval)
-	defer t.Stop()
+	var flushC, syncC <-chan time.Time
+	if flushEvery > 0 {
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		flushC = t.C
+	}
+	if syncEvery > 0 {
+		t := time.NewTicker(syncEvery)
+		defer t.Stop()
+		syncC = t.C
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case <-flushC:
+			s.mu.Lock()
+			if s.st.Broken == nil && !s.st.Closed && s.w.Buffered() > 0 {
+				if err := s.w.Flush(); err != nil {
+					_ = s.fail("flush", err)
+				} else {
+					s.dirty = true
+					if s.onFlush != nil {
+						s.onFlush()
+					}
+				}
+			}
+			s.mu.Unlock()
+		case <-syncC:
 			s.mu.Lock()
 			if s.st.Broken == nil && !s.st.Closed && s.dirty {
 				if err := s.sync(); err != nil {
@@ -223,8 +263,8 @@ func (s *Sender) Health(context.Context) error {
 	return s.usable("health")
 }
 
-// Close stops the background fsync, flushes, fsyncs and closes the file.
-// Later calls return nil.
+// Close stops the background flush and fsync, flushes, fsyncs and closes
+// the file. Later calls return nil.
 func (s *Sender) Close(context.Context) error {
 	s.mu.Lock()
 	if s.st.Closed {

@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,6 +196,128 @@ func TestSyncPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestFlushPolicies reads the file right after each send: what it holds
+// is what a crash of the process at that moment would leave.
+func TestFlushPolicies(t *testing.T) {
+	ctx := context.Background()
+	t.Run("batch_flushes_before_each_call_returns", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Flush = FlushBatch
+		s := newSender(t, cfg)
+		want := ""
+		for i := range 3 {
+			p := fmt.Sprintf(`{"n":%d}`, i)
+			if err := s.Send(ctx, transport.Record{Payload: []byte(p)}); err != nil {
+				t.Fatal(err)
+			}
+			want += p + "\n"
+			if got := readFile(t, cfg.Path); got != want {
+				t.Fatalf("after send %d the file holds %q, want %q", i, got, want)
+			}
+		}
+	})
+	t.Run("bytes_flushes_once_the_threshold_is_buffered", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Flush, cfg.FlushBytes, cfg.Sync = FlushBytes, 16, SyncNone
+		s := newSender(t, cfg)
+		if err := s.SendBatch(ctx, recs("a", "b")); err != nil { // 4 bytes buffered
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "" {
+			t.Fatalf("flushed %q below flush_bytes", got)
+		}
+		if err := s.SendBatch(ctx, recs("0123456789", "c")); err != nil { // 17 bytes buffered
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "a\nb\n0123456789\nc\n" {
+			t.Fatalf("at flush_bytes the file holds %q", got)
+		}
+		if err := s.Send(ctx, transport.Record{Payload: []byte("d")}); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "a\nb\n0123456789\nc\n" {
+			t.Fatalf("a record below flush_bytes was flushed: %q", got)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "a\nb\n0123456789\nc\nd\n" {
+			t.Fatalf("Close must flush: %q", got)
+		}
+	})
+	t.Run("interval_leaves_records_buffered_until_the_tick", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Flush, cfg.FlushInterval, cfg.Sync = FlushOnInterval, time.Hour, SyncNone
+		s := newSender(t, cfg)
+		if err := s.SendBatch(ctx, recs("a", "b")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "" {
+			t.Fatalf("flushed %q before the interval", got)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "a\nb\n" {
+			t.Fatalf("Flush must write the buffer: %q", got)
+		}
+		if err := s.Send(ctx, transport.Record{Payload: []byte("c")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, cfg.Path); got != "a\nb\nc\n" {
+			t.Fatalf("Close must flush: %q", got)
+		}
+	})
+	t.Run("interval_flushes_in_the_background", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.Flush, cfg.FlushInterval = FlushOnInterval, time.Millisecond
+		cfg.Sync, cfg.SyncInterval = SyncOnInterval, time.Millisecond
+		s := newSender(t, cfg)
+		flushed := make(chan struct{}, 1)
+		synced := make(chan struct{}, 1)
+		signal := func(c chan struct{}) func() {
+			return func() {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
+			}
+		}
+		var fsyncsAtFlush float64
+		s.mu.Lock()
+		s.onFlush = func() {
+			fsyncsAtFlush = fsyncs(cfg)
+			signal(flushed)()
+		}
+		s.onSync = signal(synced)
+		s.mu.Unlock()
+		if err := s.SendBatch(ctx, recs("a")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, flushed, "a background flush")
+		if got := readFile(t, cfg.Path); got != "a\n" {
+			t.Fatalf("after the background flush the file holds %q", got)
+		}
+		// The sync interval then fsyncs what the flush wrote.
+		for fsyncs(cfg) <= fsyncsAtFlush {
+			waitFor(t, synced, "a background fsync after the flush")
+		}
+	})
+}
+
+// waitFor fails the test unless c delivers within 10 s.
+func waitFor(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+	}
 }
 
 func TestSenderFlushFsyncs(t *testing.T) {
