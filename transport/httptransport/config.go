@@ -49,9 +49,9 @@ const (
 type Framing string
 
 const (
-	// NDJSON is one record per non-blank line ("\r\n" accepted, surrounding
-	// ASCII whitespace trimmed); Content-Type application/x-ndjson. The
-	// default.
+	// NDJSON is one record per line that is not empty or whitespace only
+	// ("\r\n" accepted: one trailing CR is stripped, nothing else is
+	// trimmed); Content-Type application/x-ndjson. The default.
 	NDJSON Framing = "ndjson"
 	// JSONArray is a top-level JSON array, one record per element;
 	// Content-Type application/json.

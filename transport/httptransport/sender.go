@@ -211,6 +211,8 @@ func (s *Sender) check(p []byte) error {
 			why = "it is empty or whitespace only, which the receiver skips"
 		case bytes.IndexByte(p, '\n') >= 0:
 			why = "it contains a newline; encode the record as single-line JSON or use " + Section + ".framing single"
+		case p[len(p)-1] == '\r':
+			why = "it ends with a carriage return, which the receiver strips; use " + Section + ".framing single"
 		}
 	case JSONArray:
 		if !json.Valid(p) {

@@ -169,10 +169,10 @@ func TestSenderStatusClassification(t *testing.T) {
 func TestSenderUnframable(t *testing.T) {
 	k := newSink(t, http.StatusOK, "")
 	s := newSender(t, Config{URL: k.srv.URL})
-	err := s.SendBatch(context.Background(), recs(`{"a":1}`, "{\"b\":\n2}", `{"c":3}`, "  "))
+	err := s.SendBatch(context.Background(), recs(`{"a":1}`, "{\"b\":\n2}", `{"c":3}`, "  ", "{\"d\":4}\r"))
 	var be *transport.BatchError
-	if !errors.As(err, &be) || !slices.Equal(be.Indices(), []int{1, 3}) {
-		t.Fatalf("error %v, want a BatchError at 1 and 3", err)
+	if !errors.As(err, &be) || !slices.Equal(be.Indices(), []int{1, 3, 4}) {
+		t.Fatalf("error %v, want a BatchError at 1, 3 and 4", err)
 	}
 	if !errors.Is(err, ErrUnframable) || transport.Classify(err) != transport.Fatal {
 		t.Fatalf("error %v: want ErrUnframable, fatal", err)
