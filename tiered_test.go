@@ -10,8 +10,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/scaling"
+	"github.com/keel-go/keel/spool"
 	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport"
 )
@@ -91,14 +95,16 @@ func TestTieredBadKeyFailsStartupAndCheck(t *testing.T) {
 	}
 }
 
-// flakySender fails every call while down is set (a whole-call
-// connection failure) and otherwise collects the records it takes.
+// flakySender fails every call while down is set (a whole-call error of
+// kind downKind, transport.ErrConnection when nil) and otherwise collects
+// the records it takes.
 type flakySender struct {
-	down   *atomic.Bool
-	mu     sync.Mutex
-	got    []string
-	want   int
-	filled chan struct{}
+	down     *atomic.Bool
+	downKind error
+	mu       sync.Mutex
+	got      []string
+	want     int
+	filled   chan struct{}
 }
 
 func (f *flakySender) Send(ctx context.Context, rec transport.Record) error {
@@ -107,7 +113,11 @@ func (f *flakySender) Send(ctx context.Context, rec transport.Record) error {
 
 func (f *flakySender) SendBatch(_ context.Context, recs []transport.Record) error {
 	if f.down.Load() {
-		return transport.NewError(transport.ErrConnection, "flaky", "send", errors.New("downstream unreachable"))
+		kind := f.downKind
+		if kind == nil {
+			kind = transport.ErrConnection
+		}
+		return transport.NewError(kind, "flaky", "send", errors.New("downstream unreachable"))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -178,5 +188,143 @@ func TestTieredSpoolsWhileDownstreamFailsThenDrains(t *testing.T) {
 	defer fs.mu.Unlock()
 	if strings.Join(fs.got, ",") != "r1,r2,r3" {
 		t.Fatalf("downstream got %v, want r1,r2,r3 once each in order", fs.got)
+	}
+}
+
+// A downstream that answers with backpressure forever never opens the
+// breaker; once the spool has not drained for stall_timeout the scaling
+// pressure is forced to 0 and readiness fails, and both come back once the
+// downstream takes records again.
+func TestTieredStalledDownstreamForcesScalingDown(t *testing.T) {
+	dir := t.TempDir()
+	var down atomic.Bool
+	down.Store(true)
+	fs := &flakySender{down: &down, downKind: transport.ErrBackpressure, want: 3, filled: make(chan struct{})}
+	builder := keel.TransportBuilder{Sender: func(context.Context, keel.TransportContext) (transport.Sender, error) { return fs, nil }}
+	overrides := map[string]any{
+		"output.type": "flaky", "output.tiered.enabled": true, "output.tiered.spool.dir": filepath.Join(dir, "spool"),
+		"output.tiered.breaker.failure_threshold": 1, "output.tiered.stall_timeout": "200ms",
+		"output.tiered.backoff.initial": "1ms", "output.tiered.backoff.max": "5ms",
+	}
+	app := keel.App{Name: "keeltest", Transports: []string{"output"}, Run: func(ctx context.Context, rt *keel.Runtime) error {
+		s, err := rt.Sender(ctx, "output")
+		if err != nil {
+			return err
+		}
+		sink := s.(*tiered.Sink)
+		rt.MarkStarted()
+		if err := rt.Scaling().Set(scaling.Queue, 1); err != nil {
+			return err
+		}
+		if r := rt.Scaling().Evaluate(); r.Value == 0 || r.CircuitOpen {
+			return fmt.Errorf("before any send: pressure %v, circuit open %v; want a full queue to count", r.Value, r.CircuitOpen)
+		}
+		for _, p := range []string{"r1", "r2", "r3"} {
+			if err := s.Send(ctx, transport.Record{Payload: []byte(p)}); err != nil {
+				return fmt.Errorf("send %s while the downstream is full: %w", p, err)
+			}
+		}
+		if sink.Spool().Len() == 0 {
+			return errors.New("nothing spooled while the downstream answers with backpressure")
+		}
+		for r := rt.Scaling().Evaluate(); !r.CircuitOpen; r = rt.Scaling().Evaluate() {
+			if ctx.Err() != nil {
+				return errors.New("the scaling circuit never opened while the spool did not drain")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if r := rt.Scaling().Evaluate(); r.Value != 0 || r.Gate != scaling.GateCircuitOpen {
+			return fmt.Errorf("stalled: pressure %v by gate %q, want 0 by %q", r.Value, r.Gate, scaling.GateCircuitOpen)
+		}
+		if sink.CircuitOpen() {
+			return errors.New("backpressure opened the breaker")
+		}
+		if rt.Health().Ready(ctx) {
+			return errors.New("ready while the tiered sink cannot drain")
+		}
+		down.Store(false)
+		wait(t, ctx, fs.filled, "the spooled records to drain")
+		for r := rt.Scaling().Evaluate(); r.CircuitOpen || r.Value == 0; r = rt.Scaling().Evaluate() {
+			if ctx.Err() != nil {
+				return fmt.Errorf("after recovery: pressure %v, circuit open %v", r.Value, r.CircuitOpen)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !rt.Health().Ready(ctx) {
+			return errors.New("not ready after the spool drained")
+		}
+		return nil
+	}}
+	opts := append(isolated(t, &syncBuffer{}, overrides), keel.WithTransport("flaky", builder))
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatal(err)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if strings.Join(fs.got, ",") != "r1,r2,r3" {
+		t.Fatalf("downstream got %v, want r1,r2,r3 once each in order", fs.got)
+	}
+}
+
+// A downstream that is down for good, with a breaker that does not open:
+// the shutdown drains for close_drain_timeout, leaves the records spooled
+// and goes on with the later phases; Run returns nil.
+func TestTieredShutdownBoundedWhileDownstreamDown(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir := filepath.Join(dir, "spool")
+	var down atomic.Bool
+	down.Store(true)
+	fs := &flakySender{down: &down}
+	builder := keel.TransportBuilder{Sender: func(context.Context, keel.TransportContext) (transport.Sender, error) { return fs, nil }}
+	overrides := map[string]any{
+		"output.type": "flaky", "output.tiered.enabled": true, "output.tiered.spool.dir": spoolDir,
+		"output.tiered.breaker.failure_threshold": 1_000_000, "output.tiered.close_drain_timeout": "200ms",
+		"output.tiered.backoff.initial": "1ms", "output.tiered.backoff.max": "5ms",
+		"lifecycle.shutdown_timeout": "10s", "lifecycle.prestop_delay": "-1s",
+	}
+	ps := []string{"a", "b", "c", "d", "e"}
+	app := keel.App{Name: "keeltest", Transports: []string{"output"}, Run: func(ctx context.Context, rt *keel.Runtime) error {
+		s, err := rt.Sender(ctx, "output")
+		if err != nil {
+			return err
+		}
+		rt.MarkStarted()
+		for _, p := range ps {
+			if err := s.Send(ctx, transport.Record{Payload: []byte(p)}); err != nil {
+				return fmt.Errorf("send %s while the downstream is down: %w", p, err)
+			}
+		}
+		if s.(*tiered.Sink).CircuitOpen() {
+			return errors.New("the breaker opened; the case is a closed breaker")
+		}
+		return nil
+	}}
+	var finalRan atomic.Bool
+	opts := append(isolated(t, &syncBuffer{}, overrides), keel.WithTransport("flaky", builder),
+		keel.WithFinalShutdownHook("probe", func(context.Context) error { finalRan.Store(true); return nil }))
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatalf("Run with a downstream down at shutdown: %v", err)
+	}
+	if !finalRan.Load() {
+		t.Fatal("the final shutdown hooks did not run")
+	}
+	sp, err := spool.Open(context.Background(), spool.Config{Dir: spoolDir, Name: "output", MinFreeBytes: -1,
+		Metrics: metrics.New(metrics.Config{Namespace: "test", NoRuntimeCollectors: true})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sp.Close() }()
+	if n := sp.Len(); n != int64(len(ps)) {
+		t.Fatalf("the spool kept %d records across the shutdown, want %d", n, len(ps))
+	}
+	es, err := sp.TryPeek(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range es {
+		rec, err := tiered.DecodeRecord(e.Payload)
+		if err != nil || string(rec.Payload) != ps[i] {
+			t.Fatalf("spooled record %d = %q, %v; want %q", i, rec.Payload, err, ps[i])
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // Runtime.Sender wraps the sender it built in a tiered.Sink; the other
 // keys are those of tiered.Config at the same level (send_timeout,
 // ordering, drain_batch, drain_bytes, max_attempts, backoff, rate_limit,
-// spool, breaker):
+// stall_timeout, close_drain_timeout, spool, breaker):
 //
 //	output:
 //	  type: file
@@ -87,8 +87,11 @@ func TieredSourceName(section string) string { return "tiered:" + section }
 // wrapTiered puts s behind a tiered sink when the section's tiered
 // sub-section is enabled. The sink takes ownership of s (it closes it)
 // and, on error, s is closed here. The sink's spool fill level becomes a
-// soft pressure source of the governor and its open breaker opens the
-// scaling pressure's circuit.
+// soft pressure source of the governor, and while the sink cannot drain
+// (tiered.Sink.CannotDrain: breaker open, spool stalled for
+// stall_timeout, or spool full) the scaling pressure's circuit is open,
+// which forces the scaling pressure to zero; the sink's Health, the
+// section's readiness check, fails under the same conditions.
 func (rt *Runtime) wrapTiered(ctx context.Context, tc TransportContext, s transport.Sender) (transport.Sender, error) {
 	ts, ok, err := rt.decodeTiered(tc.Section)
 	if err != nil || !ok {
@@ -119,19 +122,19 @@ func (rt *Runtime) wrapTiered(ctx context.Context, tc TransportContext, s transp
 	rt.tiered = append(rt.tiered, sink)
 	rt.mu.Unlock()
 	if first {
-		rt.scaling.CircuitSource(rt.tieredCircuitOpen)
+		rt.scaling.CircuitSource(rt.tieredCannotDrain)
 	}
 	return sink, nil
 }
 
-// tieredCircuitOpen reports whether the breaker of any tiered sink is
-// open: the scaling pressure's circuit source.
-func (rt *Runtime) tieredCircuitOpen() bool {
+// tieredCannotDrain reports whether any tiered sink cannot drain its
+// spool: the scaling pressure's circuit source.
+func (rt *Runtime) tieredCannotDrain() bool {
 	rt.mu.Lock()
 	sinks := rt.tiered
 	rt.mu.Unlock()
 	for _, s := range sinks {
-		if s.CircuitOpen() {
+		if s.CannotDrain() {
 			return true
 		}
 	}

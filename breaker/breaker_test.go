@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +51,31 @@ func fail(t *testing.T, b *Breaker, n int) {
 			t.Fatalf("Allow: %v", err)
 		}
 		tk.Failure()
+	}
+}
+
+// The defaults: open after 5 consecutive failures, probe after 30 s.
+func TestDefaults(t *testing.T) {
+	c := Config{}.WithDefaults()
+	if c.FailureThreshold != 5 || c.OpenTimeout != 30*time.Second {
+		t.Fatalf("defaults = %+v, want 5 failures and 30s", c)
+	}
+	if DefaultFailureThreshold != 5 || DefaultOpenTimeout != 30*time.Second || (Config{}).Threshold() != 5 {
+		t.Fatalf("DefaultFailureThreshold %d, DefaultOpenTimeout %s", DefaultFailureThreshold, DefaultOpenTimeout)
+	}
+	// A zero-config breaker stays open 30 s, not a moment less.
+	b, clk, _ := newTest(t, Config{})
+	fail(t, b, 5)
+	if got, want := b.OpenUntil(), clk.Now().Add(30*time.Second); !got.Equal(want) {
+		t.Fatalf("OpenUntil = %s, want 30s from now (%s)", got, want)
+	}
+	clk.Advance(30*time.Second - time.Nanosecond)
+	if s := b.State(); s != Open {
+		t.Fatalf("state just before 30s = %s, want open", s)
+	}
+	clk.Advance(time.Nanosecond)
+	if s := b.State(); s != HalfOpen {
+		t.Fatalf("state at 30s = %s, want half_open", s)
 	}
 }
 
@@ -225,7 +251,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
 	for _, key := range []string{"tiered.breaker.failure_threshold", "tiered.breaker.open_timeout"} {
-		if !contains(err.Error(), key) {
+		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error %q does not name %s", err, key)
 		}
 	}
@@ -235,13 +261,4 @@ func TestConfigValidate(t *testing.T) {
 	if Closed.String() != "closed" || State(9).String() != "state(9)" {
 		t.Fatal("State.String")
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/keel-go/keel/internal/keeltest"
 )
 
 func TestMetrics(t *testing.T) {
@@ -84,4 +88,39 @@ func TestPressureRatio(t *testing.T) {
 	if r := s.PressureRatio(); r != 1 {
 		t.Fatalf("full: %v", r)
 	}
+}
+
+// keel_spool_oldest_record_age_seconds follows the age of the oldest
+// unacknowledged record and drops to 0 once everything is acknowledged.
+func TestOldestAgeGauge(t *testing.T) {
+	cfg := testConfig(t)
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	cfg.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := mustOpen(t, cfg)
+	defer mustClose(t, s)
+	gauge := func() float64 {
+		return keeltest.MetricValue(t, cfg.Metrics.Gatherer(), "keel_spool_oldest_record_age_seconds", map[string]string{"spool": "t"})
+	}
+	// The loop refreshes the gauge about once a second.
+	waitGauge := func(want float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for gauge() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("keel_spool_oldest_record_age_seconds = %v, want %v", gauge(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	appendN(t, s, 0, 2)
+	mu.Lock()
+	now = now.Add(42 * time.Second)
+	mu.Unlock()
+	waitGauge(42)
+	es := drain(t, s)
+	if err := s.Ack(es[len(es)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	waitGauge(0)
 }

@@ -268,9 +268,22 @@ func (s *Spool) peekFrame() (item, *segment, bool, error) {
 
 		if c.off >= end {
 			if !sealed {
-				// Records still in the write buffer: write it out.
-				if end < logical && s.flushFor(seg) {
-					continue
+				// Records still in the write buffer: write it out. A
+				// writer may have written it out since flushed was
+				// read above (flushFor then finds it empty), so look
+				// again whenever the file has grown: missing that would
+				// leave Peek waiting for an append that may never come.
+				if end < logical {
+					if s.hookReadFlush != nil {
+						s.hookReadFlush()
+					}
+					s.flushFor(seg)
+					s.mu.Lock()
+					grown := seg.flushed > end
+					s.mu.Unlock()
+					if grown {
+						continue
+					}
 				}
 				return item{}, nil, false, nil
 			}

@@ -185,6 +185,10 @@ type Spool struct {
 	// hookFull, when set by a test, runs when an append is about to wait
 	// for room under the block policy.
 	hookFull func(reason string)
+	// hookReadFlush, when set by a test, runs when a reader has found the
+	// records it wants still in the write buffer, before it writes the
+	// buffer out.
+	hookReadFlush func()
 }
 
 // closedCh is a closed channel, returned to waiters that must not wait.

@@ -625,3 +625,81 @@ func TestBufferedAppendsRaceWithReaderAndTicks(t *testing.T) {
 		})
 	}
 }
+
+// Under sync: interval the background loop writes out and fsyncs the
+// active segment after an append, without Sync being called: the fsync
+// covers the appended record. The deadline (40 intervals) only keeps a
+// broken loop from hanging the test.
+func TestIntervalSyncFsyncsActiveSegment(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Sync = SyncInterval
+	cfg.SyncInterval = 50 * time.Millisecond
+	type fsync struct {
+		name string
+		size int64
+	}
+	synced := make(chan fsync, 4096)
+	cfg.fsync = func(f *os.File) error {
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		select {
+		case synced <- fsync{filepath.Base(f.Name()), st.Size()}:
+		default:
+		}
+		return nil
+	}
+	s := mustOpen(t, cfg)
+	t.Cleanup(func() { _ = s.Close() })
+	appendN(t, s, 0, 3)
+	segs := segFiles(t, cfg.Dir)
+	if len(segs) == 0 {
+		t.Fatal("no segment after three appends")
+	}
+	active := filepath.Base(segs[len(segs)-1])
+	deadline := time.After(40 * cfg.SyncInterval)
+	var covered int64
+	for covered == 0 {
+		select {
+		case f := <-synced:
+			if f.name == active && f.size > segHeaderSize {
+				covered = f.size
+			}
+		case <-deadline:
+			t.Fatalf("the active segment %s was not fsynced with its records within 40 intervals of %s", active, cfg.SyncInterval)
+		}
+	}
+	mustClose(t, s)
+	if size := fileSize(t, segs[len(segs)-1]); covered != size {
+		t.Fatalf("the interval fsync covered %d bytes of the segment, which holds %d after Close", covered, size)
+	}
+}
+
+// A reader that finds its records in the write buffer while a writer
+// writes that buffer out (the tiered sink flushes after each spooled
+// batch) still gets them: Peek must not wait for another append.
+func TestPeekSeesRecordsFlushedByAWriterMeanwhile(t *testing.T) {
+	cfg := testConfig(t) // sync never: appends are buffered
+	s := mustOpen(t, cfg)
+	defer mustClose(t, s)
+	var flushed atomic.Bool
+	s.hookReadFlush = func() {
+		if flushed.CompareAndSwap(false, true) {
+			if err := s.Flush(); err != nil {
+				t.Errorf("Flush: %v", err)
+			}
+		}
+	}
+	appendN(t, s, 0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	es, err := s.Peek(ctx, 10, 0)
+	if err != nil {
+		t.Fatalf("Peek with the buffer written out by a writer meanwhile: %v", err)
+	}
+	if !flushed.Load() {
+		t.Fatal("the reader did not meet the buffered records")
+	}
+	checkEntries(t, es, seqRange(0, 3))
+}

@@ -23,14 +23,20 @@ const (
 	// (at least one record).
 	DefaultDrainBytes = 4 << 20
 	// DefaultMaxAttempts is how often a record the downstream rejects by
-	// itself (a retryable per-record error) is tried before it is
-	// dead-lettered.
+	// itself (a retryable per-record error, or a permanent error of a call
+	// that held it alone) is tried before it is dead-lettered.
 	DefaultMaxAttempts = 5
 	// DefaultBackoffInitial is the first wait of the drainer after a
 	// failed round.
 	DefaultBackoffInitial = 100 * time.Millisecond
 	// DefaultBackoffMax caps the drainer's wait.
 	DefaultBackoffMax = 30 * time.Second
+	// DefaultStallTimeout is how long a non-empty spool may go without a
+	// record drained before the sink reports that it cannot drain.
+	DefaultStallTimeout = 30 * time.Second
+	// DefaultCloseDrainTimeout bounds how long Close keeps draining the
+	// spool before it leaves the rest for the next start.
+	DefaultCloseDrainTimeout = 10 * time.Second
 )
 
 // ErrInvalidConfig is matched by every error of Config.Validate and of New
@@ -65,8 +71,8 @@ type Backoff struct {
 
 // Config is the tiered section. The zero value is valid: 1 s send timeout,
 // strict ordering, drain batches of 500 records or 4 MiB, 5 attempts,
-// backoff 100 ms to 30 s, no drain rate limit, and the spool and breaker
-// defaults.
+// backoff 100 ms to 30 s, no drain rate limit, a 30 s stall timeout, a 10 s
+// drain at close, and the spool and breaker defaults.
 //
 //	tiered:
 //	  send_timeout: 1s
@@ -97,13 +103,23 @@ type Config struct {
 	// least one record). Default 4 MiB.
 	DrainBytes int64 `koanf:"drain_bytes" json:"drain_bytes" yaml:"drain_bytes"`
 	// MaxAttempts is how often the drainer offers a record that the
-	// downstream rejects by itself with a retryable error before the
-	// record is dead-lettered. Default 5.
+	// downstream rejects by itself, with a retryable per-record error or
+	// with a permanent error of a call that held the record alone, before
+	// the record is dead-lettered. Default 5.
 	MaxAttempts int `koanf:"max_attempts" json:"max_attempts" yaml:"max_attempts"`
 	// Backoff is the drainer's wait after a failed round.
 	Backoff Backoff `koanf:"backoff" json:"backoff" yaml:"backoff"`
 	// RateLimit caps the drain rate in records per second. 0 means no cap.
 	RateLimit float64 `koanf:"rate_limit" json:"rate_limit" yaml:"rate_limit"`
+	// StallTimeout is how long the spool may hold records without the
+	// drainer resolving any (delivered or dead-lettered) before the sink
+	// reports that it cannot drain (CannotDrain, Health). Default 30 s.
+	StallTimeout time.Duration `koanf:"stall_timeout" json:"stall_timeout" yaml:"stall_timeout"`
+	// CloseDrainTimeout bounds how long Close keeps draining the spool
+	// into the downstream (never more than half the time its context has
+	// left) before it leaves the rest spooled for the next start. Default
+	// 10 s.
+	CloseDrainTimeout time.Duration `koanf:"close_drain_timeout" json:"close_drain_timeout" yaml:"close_drain_timeout"`
 	// Spool is the spool the records go to when the downstream cannot
 	// take them (see package spool).
 	Spool spool.Config `koanf:"spool" json:"spool" yaml:"spool"`
@@ -163,6 +179,12 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		bad("rate_limit", "is %v: use records per second (> 0), or 0 for no limit", c.RateLimit)
+	}
+	if c.StallTimeout < 0 {
+		bad("stall_timeout", "is %s: use a positive duration such as 30s, or 0 for the default %s", c.StallTimeout, DefaultStallTimeout)
+	}
+	if c.CloseDrainTimeout < 0 {
+		bad("close_drain_timeout", "is %s: use a positive duration such as 10s, or 0 for the default %s", c.CloseDrainTimeout, DefaultCloseDrainTimeout)
 	}
 	errs = append(errs, prefixed(c.Spool.Validate())...)
 	errs = append(errs, prefixed(c.Breaker.ValidateAt(Section+"."+breaker.Section))...)
@@ -225,6 +247,12 @@ func (c Config) normalized() Config {
 	}
 	if c.Backoff.Max < c.Backoff.Initial {
 		c.Backoff.Max = c.Backoff.Initial
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	if c.CloseDrainTimeout == 0 {
+		c.CloseDrainTimeout = DefaultCloseDrainTimeout
 	}
 	return c
 }

@@ -19,9 +19,9 @@ func TestConfigValidate(t *testing.T) {
 	cfg := Config{
 		SendTimeout: -1, Ordering: "fifo", DrainBatch: -1, DrainBytes: -1, MaxAttempts: -2,
 		Backoff:   Backoff{Initial: time.Second, Max: time.Millisecond},
-		RateLimit: math.NaN(),
-		Spool:     spool.Config{MaxBytes: -5},
-		Breaker:   breaker.Config{FailureThreshold: -1},
+		RateLimit: math.NaN(), StallTimeout: -time.Second, CloseDrainTimeout: -time.Second,
+		Spool:   spool.Config{MaxBytes: -5},
+		Breaker: breaker.Config{FailureThreshold: -1},
 	}
 	err := cfg.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {
@@ -31,7 +31,8 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("sub-section errors lost: %v", err)
 	}
 	for _, key := range []string{"tiered.send_timeout", "tiered.ordering", "tiered.drain_batch", "tiered.drain_bytes",
-		"tiered.max_attempts", "tiered.backoff.max", "tiered.rate_limit", "tiered.spool.max_bytes", "tiered.breaker.failure_threshold"} {
+		"tiered.max_attempts", "tiered.backoff.max", "tiered.rate_limit", "tiered.stall_timeout", "tiered.close_drain_timeout",
+		"tiered.spool.max_bytes", "tiered.breaker.failure_threshold"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s:\n%v", key, err)
 		}
@@ -46,7 +47,8 @@ func TestConfigWithDefaults(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.SendTimeout != DefaultSendTimeout || c.Ordering != OrderingStrict || c.DrainBatch != DefaultDrainBatch ||
 		c.DrainBytes != DefaultDrainBytes || c.MaxAttempts != DefaultMaxAttempts ||
-		c.Backoff.Initial != DefaultBackoffInitial || c.Backoff.Max != DefaultBackoffMax {
+		c.Backoff.Initial != DefaultBackoffInitial || c.Backoff.Max != DefaultBackoffMax ||
+		c.StallTimeout != 30*time.Second || c.CloseDrainTimeout != 10*time.Second {
 		t.Fatalf("sink defaults not applied: %+v", c)
 	}
 	if !reflect.DeepEqual(c.Spool, spool.Config{}.WithDefaults()) {

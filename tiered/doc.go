@@ -19,7 +19,9 @@
 // when the call failed, timed out or the breaker is open, are appended to the
 // spool and SendBatch returns nil, so the engine commits the input.
 // A whole-call failure or timeout counts as a breaker failure; backpressure
-// (the downstream is up but full) does not. SendBatch returns an error only
+// (the downstream is up but full) does not, and neither does a permanent
+// error of the whole call (see below: it may be one record's fault, which
+// the drainer finds out). SendBatch returns an error only
 // when the spool cannot take the records (tiered.spool.full_policy error,
 // a full disk, a broken spool, after Close), so the input is then not
 // committed. When the spool took part of the batch, the error is a
@@ -53,14 +55,38 @@
 // A record is dead-lettered when the downstream rejects it by itself:
 // a per-record error that transport.Classify calls fatal (at once), one it
 // calls dead-lettered (an outbound filter, at once), or another per-record
-// error tiered.max_attempts times (backpressure never counts). Whole-call
-// failures count against the breaker and never against the records, so an
-// outage never dead-letters data; a downstream must report a poison record
-// by index in a *transport.BatchError. A spooled record that does not decode
-// and a record too large for the spool are dead-lettered too. The
-// dead-letter entry carries the reason, the attempts, the downstream's name
-// as destination and "spool:<name>:<seq>" as source token. Without a
-// dead-letter queue such records are logged and counted as dropped.
+// error tiered.max_attempts times (backpressure never counts). Outages
+// (connection, closed-sender and configuration errors, timeouts,
+// backpressure) count against the breaker, or not at all, and never against
+// the records, so an outage never dead-letters data.
+//
+// A downstream may also refuse a whole batch for one record in it, with
+// one permanent error (fatal by transport.Classify and none of the outage
+// kinds above): an HTTP endpoint answering 400 to an NDJSON body with one
+// bad line. The drainer then splits the batch: it sends the first half
+// alone, halving again while the call is refused, so the records before the
+// poison are accepted on the way, until the poison is alone. A record
+// refused alone is charged an attempt and the record after it goes alone
+// next: if the downstream accepts that one, the poison is dead-lettered at
+// once. If that one is refused alone too, the downstream more likely
+// refuses everything: the round counts as one breaker failure (the refused
+// calls before it count as none) and the drainer waits with backoff before
+// it tries the first record alone again. A record refused alone
+// tiered.max_attempts times is dead-lettered whatever follows it (two
+// poison records in a row, or a poison record last in the spool). After
+// the poison, the window doubles with each accepted call back to
+// tiered.drain_batch. A downstream that refuses every call this way
+// therefore opens the breaker after tiered.breaker.failure_threshold
+// rounds, and its records stay spooled, save that each round charges the
+// first of them one attempt: one record is dead-lettered per
+// tiered.max_attempts rounds, rounds that the breaker's open_timeout spaces
+// out once it is open.
+//
+// A spooled record that does not decode and a record too large for the
+// spool are dead-lettered too. The dead-letter entry carries the reason,
+// the attempts, the downstream's name as destination and
+// "spool:<name>:<seq>" as source token. Without a dead-letter queue such
+// records are logged and counted as dropped.
 //
 // # Ordering
 //
@@ -80,18 +106,30 @@
 // # Signals
 //
 // PressureRatio (the spool's fill level) is a soft pressure source for the
-// governor. CircuitOpen suits scaling.CircuitSource: a sink that cannot
-// drain forces the scaling pressure to zero. Draining reports a backlog.
-// Health fails while the breaker is open or the spool fails.
+// governor. CannotDrain suits scaling.CircuitSource: a sink that cannot
+// drain forces the scaling pressure to zero, since more instances would
+// only push more into a downstream that takes nothing more. It holds while
+// the breaker is open (CircuitOpen), while the spool is stalled (Stalled:
+// it holds records and none was delivered or dead-lettered for
+// tiered.stall_timeout, 30 s by default, which also covers a downstream
+// that answers with backpressure forever and so never opens the breaker),
+// and while the spool is full (PressureRatio reached 1). The fill level is
+// thus not a component that could raise the scaling pressure: it can only
+// force it down. Draining reports a backlog. Health fails while the spool
+// fails and whenever CannotDrain holds, with an error matching
+// ErrCannotDrain and ErrCircuitOpen, ErrStalled or spool.ErrFull.
 //
 // # Lifecycle
 //
 // New opens the spool (tiered.spool) and starts the drainer, which first
-// replays what an earlier Sink left. Close stops accepting, lets the drainer
-// work until the spool is empty or the context ends (not at all when the
-// breaker is open: the downstream is failing, so waiting would only hold the
-// shutdown to its deadline), leaves the rest in the spool (fsynced at close)
-// for the next start, and closes the downstream.
+// replays what an earlier Sink left. Close stops accepting and lets the
+// drainer work until the spool is empty, for at most
+// tiered.close_drain_timeout (10 s by default) and at most half the time its
+// context has left, and not at all, or no longer, while the breaker is open
+// or the spool stalled (the downstream takes nothing, so waiting would only
+// hold the shutdown). It then stops the drainer, leaves the rest in the
+// spool (fsynced at close, the count logged) for the next start, closes the
+// downstream and returns nil: records left spooled are not an error.
 //
 // # Metrics
 //

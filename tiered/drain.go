@@ -13,8 +13,11 @@ import (
 // item is one spooled record held by the drainer until it is resolved:
 // accepted by the downstream, or dead-lettered.
 type item struct {
-	seq      uint64
-	rec      transport.Record
+	seq uint64
+	rec transport.Record
+	// attempts counts the calls that refused this record by itself: a
+	// per-record error, or a permanent whole-call error of a call that
+	// held this record alone.
 	attempts int
 	done     bool
 	// dead, when set, is why the record goes to the dead-letter queue
@@ -23,23 +26,62 @@ type item struct {
 	deadTag string
 }
 
+// roundResult is what the result of one drain call asks of the loop.
+type roundResult uint8
+
+const (
+	// roundOK: go on at once and reset the backoff.
+	roundOK roundResult = iota
+	// roundAgain: go on at once, keeping the backoff (a batch is being
+	// split to find the record the downstream refuses).
+	roundAgain
+	// roundFailed: wait with backoff before the next call.
+	roundFailed
+)
+
+// drainer is the state of the drain loop.
+type drainer struct {
+	s     *Sink
+	pend  []item
+	fails int // consecutive failed rounds, for the backoff
+	acked uint64
+	// window, when > 0, caps the records of one call while a batch the
+	// downstream refused as a whole is split to find the record at fault;
+	// it doubles after each accepted call and 0 means tiered.drain_batch.
+	window int
+	// suspect is the index in pend of the record that failed alone, with
+	// a permanent error, in the call just made; -1 when there is none.
+	// The next call sends the record after it alone (the control): if the
+	// downstream accepts that one, the suspect is dead-lettered.
+	suspect    int
+	suspectErr error
+}
+
 // drain replays the spool into the downstream until ctx ends.
 func (s *Sink) drain(ctx context.Context) {
 	defer close(s.drainDone)
-	var (
-		pend  []item
-		fails int // consecutive failed rounds, for the backoff
-		acked uint64
-	)
+	d := &drainer{s: s, suspect: -1}
+	d.run(ctx)
+}
+
+func (d *drainer) run(ctx context.Context) {
+	s := d.s
 	wait := func() bool {
-		fails++
+		d.fails++
+		// A wait breaks the link between a suspect and its control.
+		d.suspect = -1
 		s.cRetries.Add(1)
-		return sleep(ctx, s.backoff(fails))
+		return sleep(ctx, s.backoff(d.fails))
 	}
 	for {
-		if len(pend) == 0 {
+		if len(d.pend) == 0 {
 			s.checkEmpty()
+			s.idle.Store(true)
 			entries, err := s.sp.Peek(ctx, s.cfg.DrainBatch, s.cfg.DrainBytes)
+			// A backlog starts (or goes on) now: the stall clock counts
+			// from here, not from when the spool last emptied.
+			s.markProgress()
+			s.idle.Store(false)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 					return
@@ -50,18 +92,34 @@ func (s *Sink) drain(ctx context.Context) {
 				}
 				continue
 			}
-			pend = decodeEntries(pend[:0], entries)
+			d.pend = decodeEntries(d.pend[:0], entries)
 		}
 
 		// Records already known undeliverable go to the dead-letter queue.
-		if !s.flushDead(ctx, pend) {
+		if !s.flushDead(ctx, d.pend) {
 			if !wait() {
 				return
 			}
 			continue
 		}
-		if acked, pend = s.ackPrefix(pend, acked); len(pend) == 0 {
-			fails = 0
+		if d.ackPrefix(); len(d.pend) == 0 {
+			d.fails = 0
+			continue
+		}
+
+		recs, idx := d.pick()
+		if len(idx) == 0 {
+			// Only the suspect is unresolved: read the record after it
+			// from the spool to serve as the control.
+			if d.extend() {
+				continue
+			}
+			// Nothing follows it, so nothing tells the record's fault
+			// from the downstream's: try it alone again after a wait
+			// (its attempts are bounded by tiered.max_attempts).
+			if !wait() {
+				return
+			}
 			continue
 		}
 
@@ -71,14 +129,6 @@ func (s *Sink) drain(ctx context.Context) {
 				return
 			}
 			continue
-		}
-		recs := make([]transport.Record, 0, len(pend))
-		idx := make([]int, 0, len(pend))
-		for i := range pend {
-			if !pend[i].done && pend[i].dead == "" {
-				recs = append(recs, pend[i].rec)
-				idx = append(idx, i)
-			}
 		}
 		if s.lim != nil {
 			if err := s.lim.WaitN(ctx, len(recs)); err != nil {
@@ -90,35 +140,110 @@ func (s *Sink) drain(ctx context.Context) {
 		err = s.down.SendBatch(sctx, recs)
 		timedOut := sctx.Err() != nil && ctx.Err() == nil
 		cancel()
-		if !s.settle(t, err, timedOut, ctx.Err() != nil, pend, idx) {
-			if ctx.Err() != nil {
+		switch d.settle(t, err, timedOut, ctx.Err() != nil, idx) {
+		case roundOK:
+			d.fails = 0
+		case roundAgain:
+		case roundFailed:
+			if ctx.Err() != nil || !wait() {
 				return
 			}
-			if !wait() {
-				return
-			}
-			continue
 		}
-		fails = 0
 	}
 }
 
-// settle applies the result of one drain call to the pending items. It
-// reports whether the round went well (no wait needed before the next).
-func (s *Sink) settle(t breaker.Ticket, err error, timedOut, cancelled bool, pend []item, idx []int) bool {
+// pick returns the records of the next call and their indices in pend: the
+// unresolved records in order, the suspect left out, at most the window
+// (or tiered.drain_batch).
+func (d *drainer) pick() ([]transport.Record, []int) {
+	limit := d.s.cfg.DrainBatch
+	if d.window > 0 {
+		limit = min(limit, d.window)
+	}
+	if d.suspect >= 0 {
+		limit = 1
+	}
+	recs := make([]transport.Record, 0, min(limit, len(d.pend)))
+	idx := make([]int, 0, cap(recs))
+	for i := range d.pend {
+		if len(idx) == limit {
+			break
+		}
+		if it := &d.pend[i]; !it.done && it.dead == "" && i != d.suspect {
+			recs = append(recs, it.rec)
+			idx = append(idx, i)
+		}
+	}
+	return recs, idx
+}
+
+// extend reads one more record from the spool into pend; it reports
+// whether there was one.
+func (d *drainer) extend() bool {
+	entries, err := d.s.sp.TryPeek(1, 0)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	d.pend = decodeEntries(d.pend, entries)
+	return true
+}
+
+// grow doubles the window after an accepted call, back to no window once
+// it reaches tiered.drain_batch.
+func (d *drainer) grow() {
+	if d.window == 0 {
+		return
+	}
+	if d.window *= 2; d.window >= d.s.cfg.DrainBatch {
+		d.window = 0
+	}
+}
+
+// permanent reports a whole-call error that the records may have caused:
+// one transport.Classify calls fatal that is not a connection, configuration
+// or closed-sender error (those are the downstream's) nor a cancelled or
+// expired context. An HTTP downstream answering 400 to the batch is one.
+func permanent(err error) bool {
+	if transport.Classify(err) != transport.Fatal {
+		return false
+	}
+	for _, kind := range []error{transport.ErrConnection, transport.ErrConfig, transport.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, kind) {
+			return false
+		}
+	}
+	return true
+}
+
+// settle applies the result of one drain call to the pending items.
+func (d *drainer) settle(t breaker.Ticket, err error, timedOut, cancelled bool, idx []int) roundResult {
+	s, pend := d.s, d.pend
+	// This call was the control of the suspect, if there is one: it is
+	// decided here either way.
+	suspect := d.suspect
+	d.suspect = -1
 	if err == nil {
 		t.Success()
 		for _, i := range idx {
 			pend[i].done = true
 		}
 		s.cDrained.Add(float64(len(idx)))
-		return true
+		if suspect >= 0 {
+			// The downstream takes the next record alone but not this
+			// one: the record is at fault.
+			it := &pend[suspect]
+			it.dead, it.deadTag = "rejected by the downstream (the batch failed as a whole; the record failed alone "+
+				"while the record after it was accepted): "+d.suspectErr.Error(), "fatal"
+		}
+		d.grow()
+		return roundOK
 	}
 	failed, ok := failedIndices(err, len(idx))
 	if !ok {
-		// The whole call failed: the downstream's trouble, not the
-		// records'. It counts against the breaker, never against the
-		// records, so an outage never dead-letters data.
+		// The whole call failed. Trouble of the downstream counts against
+		// the breaker, never against the records, so an outage never
+		// dead-letters data; a permanent error may be a record's, which
+		// refused finds out.
 		switch {
 		case cancelled:
 			t.Ignore()
@@ -130,14 +255,16 @@ func (s *Sink) settle(t breaker.Ticket, err error, timedOut, cancelled bool, pen
 				pend[i].attempts++
 				pend[i].dead, pend[i].deadTag = "dead-lettered by the downstream: "+err.Error(), "filtered"
 			}
-			return true
+			return roundOK
 		case transport.Classify(err) == transport.Backpressure:
 			t.Ignore()
+		case permanent(err):
+			return d.refused(t, err, suspect >= 0, idx)
 		default:
 			t.Failure()
 			s.noteDownErr(err)
 		}
-		return false
+		return roundFailed
 	}
 	isFailed := make(map[int]error, len(failed))
 	allBP := true
@@ -176,6 +303,9 @@ func (s *Sink) settle(t breaker.Ticket, err error, timedOut, cancelled bool, pen
 		}
 	}
 	s.cDrained.Add(float64(accepted))
+	if accepted > 0 {
+		d.grow()
+	}
 	switch {
 	case allBP:
 		t.Ignore()
@@ -196,7 +326,42 @@ func (s *Sink) settle(t breaker.Ticket, err error, timedOut, cancelled bool, pen
 	default:
 		t.Success()
 	}
-	return !retry
+	if retry {
+		return roundFailed
+	}
+	return roundOK
+}
+
+// refused handles a call the downstream refused as a whole with a permanent
+// error. A call of several records is split: its first half goes alone next,
+// and so on, until the record at fault is alone (the records before it are
+// accepted on the way). A record refused alone is charged an attempt and
+// becomes the suspect; the next call, the record after it alone, decides
+// (see settle). When the previous call had a suspect, two records in a row
+// are refused alone: the downstream more likely refuses everything, so the
+// round counts as a breaker failure, the second record is not charged, and
+// the drainer waits.
+func (d *drainer) refused(t breaker.Ticket, err error, hadSuspect bool, idx []int) roundResult {
+	if len(idx) > 1 {
+		// Nothing known yet about the downstream's health.
+		t.Ignore()
+		d.window = len(idx) / 2
+		return roundAgain
+	}
+	d.window = 1
+	if hadSuspect {
+		t.Failure()
+		d.s.noteDownErr(err)
+		return roundFailed
+	}
+	t.Ignore()
+	it := &d.pend[idx[0]]
+	if it.attempts++; it.attempts >= d.s.cfg.MaxAttempts {
+		it.dead, it.deadTag = fmt.Sprintf("still failing alone after %d attempts: %s", it.attempts, err.Error()), "attempts"
+		return roundAgain
+	}
+	d.suspect, d.suspectErr = idx[0], err
+	return roundAgain
 }
 
 // flushDead sends the items marked dead to the dead-letter queue and marks
@@ -225,30 +390,36 @@ func (s *Sink) flushDead(ctx context.Context, pend []item) bool {
 	return true
 }
 
-// ackPrefix acknowledges the longest resolved prefix of pend and returns
-// what is left.
-func (s *Sink) ackPrefix(pend []item, acked uint64) (uint64, []item) {
+// ackPrefix acknowledges the longest resolved prefix of pend and drops it
+// from pend.
+func (d *drainer) ackPrefix() {
+	s := d.s
 	n := 0
-	for n < len(pend) && pend[n].done {
+	for n < len(d.pend) && d.pend[n].done {
 		n++
 	}
 	if n == 0 {
-		return acked, pend
+		return
 	}
-	seq := pend[n-1].seq
-	if seq > acked {
+	seq := d.pend[n-1].seq
+	if seq > d.acked {
 		if err := s.sp.Ack(seq); err != nil {
 			// Not acknowledged: keep them; a later round acknowledges
 			// cumulatively, a restart delivers them again.
 			s.lastErr.Store(&errBox{err: fmt.Errorf("acknowledging spool %s up to %d: %w", s.sp.Dir(), seq, err)})
-			return acked, pend
+			return
 		}
-		acked = seq
+		d.acked = seq
 		s.lastErr.Store(nil)
 	}
-	rest := copy(pend, pend[n:])
-	clear(pend[rest:])
-	return acked, pend[:rest]
+	s.markProgress()
+	rest := copy(d.pend, d.pend[n:])
+	clear(d.pend[rest:])
+	d.pend = d.pend[:rest]
+	if d.suspect >= 0 {
+		// The suspect is unresolved, so it lies after the prefix.
+		d.suspect -= n
+	}
 }
 
 // checkEmpty runs when the drainer holds nothing: with the spool empty,

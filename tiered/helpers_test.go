@@ -31,8 +31,9 @@ func directCtx() context.Context { return context.WithValue(context.Background()
 
 // fakeDown is a controllable downstream: accepted records go into a real
 // inmem queue (full queue = backpressure); it can be down (every call fails
-// with a connection error), hang (block until the call's context ends) and
-// reject poison payloads per index.
+// with a connection error), hang (block until the call's context ends),
+// reject poison payloads per index, refuse a whole batch that holds a
+// spoiling payload, and refuse every call.
 type fakeDown struct {
 	q *inmem.Transport
 
@@ -41,6 +42,8 @@ type fakeDown struct {
 	down        bool
 	hang        bool
 	poison      map[string]error
+	spoil       map[string]error
+	refuseAll   error
 	got         []string
 	seen        map[string]int
 	calls       int
@@ -49,7 +52,7 @@ type fakeDown struct {
 }
 
 func newFakeDown(capacity int) *fakeDown {
-	d := &fakeDown{q: inmem.New(inmem.Config{Capacity: capacity}), poison: map[string]error{}, seen: map[string]int{}}
+	d := &fakeDown{q: inmem.New(inmem.Config{Capacity: capacity}), poison: map[string]error{}, spoil: map[string]error{}, seen: map[string]int{}}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -61,6 +64,18 @@ func (d *fakeDown) setPoison(payload string, err error) {
 	d.poison[payload] = err
 	d.mu.Unlock()
 }
+
+// setSpoil makes every call whose batch holds payload fail as a whole with
+// err, nothing of it accepted (an HTTP endpoint answering 400 to an NDJSON
+// body with one bad line).
+func (d *fakeDown) setSpoil(payload string, err error) {
+	d.mu.Lock()
+	d.spoil[payload] = err
+	d.mu.Unlock()
+}
+
+// setRefuseAll makes every call fail as a whole with err (nil: no more).
+func (d *fakeDown) setRefuseAll(err error) { d.mu.Lock(); d.refuseAll = err; d.mu.Unlock() }
 
 func (d *fakeDown) Name() string { return "fake" }
 
@@ -82,6 +97,14 @@ func (d *fakeDown) SendBatch(ctx context.Context, recs []transport.Record) error
 	defer d.mu.Unlock()
 	if d.down {
 		return transport.NewError(transport.ErrConnection, "fake", "send", errors.New("connection refused"))
+	}
+	if d.refuseAll != nil {
+		return d.refuseAll
+	}
+	for _, r := range recs {
+		if err, bad := d.spoil[string(r.Payload)]; bad {
+			return err
+		}
 	}
 	var failed []transport.FailedRecord
 	var good []transport.Record
@@ -196,6 +219,9 @@ func testConfig(dir string) Config {
 		DrainBatch:  64,
 		MaxAttempts: 3,
 		Backoff:     Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		// The tests move the fake clock by minutes to close the breaker;
+		// the stall tests set their own timeout.
+		StallTimeout: time.Hour,
 		Spool: spool.Config{Dir: dir, Name: "t", Sync: spool.SyncNever, MinFreeBytes: -1,
 			SegmentBytes: 1 << 20},
 	}

@@ -22,9 +22,22 @@ import (
 	"github.com/keel-go/keel/transport"
 )
 
+// ErrCannotDrain is matched by the Health error of a Sink that cannot drain
+// its spool: its breaker is open (ErrCircuitOpen), the spool holds records
+// and none was resolved for tiered.stall_timeout (ErrStalled), or the spool
+// is full (spool.ErrFull). See CannotDrain.
+var ErrCannotDrain = errors.New("tiered: the sink cannot drain its spool")
+
 // ErrCircuitOpen is matched by the Health error of a Sink whose breaker is
 // open: records go to the spool until the downstream answers again.
 var ErrCircuitOpen = errors.New("tiered: downstream circuit open")
+
+// ErrStalled is matched by the Health error of a Sink whose spool has held
+// records for tiered.stall_timeout without the drainer delivering or
+// dead-lettering any: the downstream takes nothing (it reports
+// backpressure, fails, or refuses every record) while the breaker may
+// still be closed.
+var ErrStalled = errors.New("tiered: spool not draining")
 
 // DeadLetterSink takes records that can never be delivered. *dlq.DLQ
 // implements it; Write must return only once the entries are durable, since
@@ -43,7 +56,8 @@ type Options struct {
 	// Name labels the metrics (label sink) and the breaker (label target).
 	// Default: the downstream's Name.
 	Name string
-	// Clock drives the breaker; nil means the wall clock.
+	// Clock drives the breaker and the stall detection (see
+	// Config.StallTimeout); nil means the wall clock.
 	Clock breaker.Clock
 	// Metrics receives keel_tiered_*, keel_breaker_* and keel_spool_*;
 	// nil means metrics.Default().
@@ -100,6 +114,13 @@ type Sink struct {
 
 	lastErr atomic.Pointer[errBox]
 
+	clock breaker.Clock
+	// lastProgress is when the drainer last resolved records or met a new
+	// backlog (Unix nanoseconds of clock); idle is set while it waits for
+	// the spool to hold something.
+	lastProgress atomic.Int64
+	idle         atomic.Bool
+
 	mDirect  *metrics.CounterVec
 	mSpooled *metrics.CounterVec
 	mDrained *metrics.CounterVec
@@ -133,6 +154,9 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Clock == nil {
+		opts.Clock = wallClock{}
+	}
 	reg := metrics.OrDefault(opts.Metrics)
 	if cfg.Spool.Metrics == nil {
 		cfg.Spool.Metrics = opts.Metrics
@@ -155,6 +179,7 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 		name:      opts.Name,
 		spooling:  sp.Len() > 0,
 		warnEvery: logging.Every(10 * time.Second),
+		clock:     opts.Clock,
 		onIdle:    opts.onIdle,
 		emptied:   make(chan struct{}),
 		drainDone: make(chan struct{}),
@@ -171,6 +196,7 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 	if cfg.RateLimit > 0 {
 		s.lim = rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.DrainBatch)
 	}
+	s.markProgress()
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.drainCancel = cancel
 	go s.drain(dctx)
@@ -193,14 +219,42 @@ func (s *Sink) PressureRatio() float64 { return s.sp.PressureRatio() }
 // Draining reports records waiting in the spool.
 func (s *Sink) Draining() bool { return s.sp.Len() > 0 }
 
-// CircuitOpen reports an open breaker: the downstream cannot take data.
-// Pass it to scaling.CircuitSource so that the scaling pressure drops to zero
-// (more pods would not help).
+// CircuitOpen reports an open breaker: the downstream failed
+// tiered.breaker.failure_threshold times in a row. CannotDrain includes it.
 func (s *Sink) CircuitOpen() bool { return s.br.IsOpen() }
 
+// Stalled reports a spool that holds records while the drainer has resolved
+// none (delivered or dead-lettered) for tiered.stall_timeout: the downstream
+// takes nothing, whether it fails, answers with backpressure (which the
+// breaker does not count) or refuses every record.
+func (s *Sink) Stalled() bool {
+	if s.idle.Load() || s.sp.Len() == 0 {
+		return false
+	}
+	return s.clock.Now().Sub(time.Unix(0, s.lastProgress.Load())) >= s.cfg.StallTimeout
+}
+
+// CannotDrain reports a sink that cannot drain its spool: the breaker is
+// open, the spool is stalled (Stalled), or the spool is full (its fill
+// level, PressureRatio, reached 1: the downstream does not keep up with
+// what comes in). Pass it to scaling.CircuitSource so that the scaling
+// pressure drops to zero: more instances would only push more into a
+// downstream that takes nothing more. The fill level thus only ever pushes
+// the scaling pressure down; Health fails under the same conditions.
+func (s *Sink) CannotDrain() bool { return s.stuck() || s.sp.PressureRatio() >= 1 }
+
+// stuck reports an open breaker or a stalled spool: the drainer delivers
+// nothing, so Close does not wait for it.
+func (s *Sink) stuck() bool { return s.br.IsOpen() || s.Stalled() }
+
+// markProgress notes that the drainer resolved records or met a new backlog.
+func (s *Sink) markProgress() { s.lastProgress.Store(s.clock.Now().UnixNano()) }
+
 // Health returns nil while the downstream is reachable and the spool works;
-// an error matching ErrCircuitOpen while the breaker is open, the last spool
-// error while appends fail, and transport.ErrClosed after Close.
+// the last spool error while appends fail, an error matching
+// ErrCannotDrain while the sink cannot drain (see CannotDrain; it also
+// matches ErrCircuitOpen, ErrStalled or spool.ErrFull, whichever holds), and
+// transport.ErrClosed after Close.
 func (s *Sink) Health(ctx context.Context) error {
 	s.sendMu.RLock()
 	closed := s.closed
@@ -212,12 +266,32 @@ func (s *Sink) Health(ctx context.Context) error {
 		return transport.NewError(transport.ErrSend, s.Name(), "health", b.err)
 	}
 	if s.br.IsOpen() {
-		return transport.NewError(transport.ErrConnection, s.Name(), "health",
-			fmt.Errorf("%w: %s failed %d times in a row; records go to the spool %s (%d waiting) until a probe after %s succeeds",
-				ErrCircuitOpen, s.name, s.cfg.Breaker.Threshold(), s.sp.Dir(), s.sp.Len(), s.br.OpenUntil().Format(time.RFC3339)))
+		return transport.NewError(transport.ErrConnection, s.Name(), "health", &drainError{cause: ErrCircuitOpen,
+			msg: fmt.Sprintf("%s: %s failed %d times in a row; records go to the spool %s (%d waiting) until a probe after %s succeeds",
+				ErrCircuitOpen, s.name, s.cfg.Breaker.Threshold(), s.sp.Dir(), s.sp.Len(), s.br.OpenUntil().Format(time.RFC3339))})
+	}
+	if s.Stalled() {
+		return transport.NewError(transport.ErrSend, s.Name(), "health", &drainError{cause: ErrStalled,
+			msg: fmt.Sprintf("%s: no record of the spool %s (%d waiting) was delivered or dead-lettered for %s (tiered.stall_timeout): %s takes nothing",
+				ErrStalled, s.sp.Dir(), s.sp.Len(), s.cfg.StallTimeout, s.name)})
+	}
+	if s.sp.PressureRatio() >= 1 {
+		return transport.NewError(transport.ErrBackpressure, s.Name(), "health", &drainError{cause: spool.ErrFull,
+			msg: fmt.Sprintf("%s: %s (%d records, %d bytes) is at its bound (tiered.spool.max_bytes, max_records): %s does not keep up",
+				spool.ErrFull, s.sp.Dir(), s.sp.Len(), s.sp.Bytes(), s.name)})
 	}
 	return nil
 }
+
+// drainError is the Health error of a Sink that cannot drain: it matches
+// ErrCannotDrain and its cause.
+type drainError struct {
+	cause error
+	msg   string
+}
+
+func (e *drainError) Error() string   { return e.msg }
+func (e *drainError) Unwrap() []error { return []error{ErrCannotDrain, e.cause} }
 
 // Send delivers one record; see SendBatch.
 func (s *Sink) Send(ctx context.Context, rec transport.Record) error {
@@ -290,6 +364,12 @@ func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport
 		case transport.Classify(err) == transport.Backpressure:
 			t.Ignore()
 			return records, nil, spoolBackpressur
+		case permanent(err):
+			// Maybe one record's fault: the drainer isolates it, and
+			// counts against the breaker only what it cannot pin on a
+			// record.
+			t.Ignore()
+			return records, nil, spoolRejected
 		default:
 			t.Failure()
 			s.noteDownErr(err)
@@ -494,12 +574,17 @@ func (s *Sink) deadLetter(ctx context.Context, items []deadItem) error {
 }
 
 // Close stops accepting records (later sends fail with transport.ErrClosed),
-// lets the drainer replay what it can until the spool is empty or ctx ends,
-// and leaves the rest in the spool, which it closes (fsync): a Sink opened
-// later on the same spool directory drains it. It then closes the
-// downstream. Close first waits for sends in flight; a send blocked on a
-// full spool under the block policy holds it until that send's context ends.
-// Calling it again returns the first result.
+// lets the drainer replay what it can until the spool is empty, the breaker
+// is open or the spool stalled (Stalled), tiered.close_drain_timeout has
+// passed or half
+// the time ctx has left is used, whichever comes first, and leaves the rest
+// in the spool, which it closes (fsync): a Sink opened later on the same
+// spool directory drains it. It then closes the downstream. Records left in
+// the spool are not an error: Close logs how many stay and returns nil
+// unless closing the spool or the downstream fails. Close first waits for
+// sends in flight; a send blocked on a full spool under the block policy
+// holds it until that send's context ends. Calling it again returns the
+// first result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
 	return s.closeErr
@@ -510,23 +595,18 @@ func (s *Sink) close(ctx context.Context) error {
 	s.closed = true
 	s.sendMu.Unlock()
 	s.closing.Store(true)
-	// Drain before closing while the downstream takes records; with the
-	// breaker open the downstream is known to be failing, so the records
-	// stay spooled for the next start instead of holding the shutdown
-	// until its deadline.
-	if s.sp.Len() > 0 && !s.CircuitOpen() {
-		select {
-		case <-s.emptied:
-		case <-ctx.Done():
-		case <-s.drainDone:
-		}
+	// Drain before closing while the downstream takes records; when it
+	// takes nothing, the records stay spooled for the next start instead
+	// of holding the shutdown.
+	if s.sp.Len() > 0 && !s.stuck() {
+		s.drainAtClose(ctx)
 	}
 	s.drainCancel()
 	<-s.drainDone
 	left := s.sp.Len()
 	if left > 0 {
 		s.log.Warn("closing with records left in the spool; they are drained at the next start",
-			"records", left, "bytes", s.sp.Bytes(), "spool_dir", s.sp.Dir())
+			"records", left, "bytes", s.sp.Bytes(), "spool_dir", s.sp.Dir(), "cannot_drain", s.CannotDrain())
 	}
 	var errs []error
 	if err := s.sp.Close(); err != nil {
@@ -537,6 +617,46 @@ func (s *Sink) close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// closePoll is how often Close checks, while it drains, whether the sink
+// can still drain.
+const closePoll = 50 * time.Millisecond
+
+// drainAtClose lets the drainer work until the spool is empty, the drainer
+// stops, the breaker opens or the spool stalls, ctx ends, or the time allowed has passed:
+// tiered.close_drain_timeout and at most half of what ctx has left, so that
+// closing the downstream and the later shutdown steps keep time.
+func (s *Sink) drainAtClose(ctx context.Context) {
+	limit := s.cfg.CloseDrainTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl)/2)
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	tick := time.NewTicker(closePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.emptied:
+			return
+		case <-s.drainDone:
+			return
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		case <-tick.C:
+			if s.stuck() {
+				return
+			}
+		}
+	}
+}
+
+// wallClock is the default Clock.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
 
 // backoff returns the wait after n consecutive failed rounds (n >= 1):
 // exponential, capped, with jitter in [d/2, d].
