@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/cli"
 	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/secret"
@@ -206,6 +207,23 @@ func TestStandardFlagsReachTheConfig(t *testing.T) {
 	if !strings.Contains(stdout, `"level": "debug"`) {
 		t.Fatal("-v did not set logging.level to debug")
 	}
+	// LOG_QUIET, the fallback of -q, wins over LOG_LEVEL; -v on the
+	// command line wins over LOG_QUIET.
+	env["LOG_LEVEL"], env["LOG_QUIET"] = "debug", "1"
+	stdout, _, err = runCommand(t, cliApp(), env, "config-check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, `"level": "warn"`) {
+		t.Fatal("LOG_QUIET=1 did not set logging.level to warn")
+	}
+	stdout, _, err = runCommand(t, cliApp(), env, "config-check", "-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, `"level": "debug"`) {
+		t.Fatal("-v did not win over LOG_QUIET")
+	}
 	// A bad flag value is refused before anything is built.
 	if _, _, err := runCommand(t, cliApp(), nil, "config-check", "--log-format", "xml"); err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Fatalf("bad --log-format: %v", err)
@@ -217,11 +235,16 @@ func TestVersionCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// App.Version names the service's version; the module's version and
+	// keel's are printed beside it, each labelled.
 	contains(t, stdout, "keeltest 2.3.4\n", "version")
-	contains(t, stdout, "go:          go1.", "version")
+	contains(t, stdout, "app version:    2.3.4\n", "version")
+	contains(t, stdout, "go:             go1.", "version")
 	bi := metrics.ReadBuildInfo()
+	contains(t, stdout, "module version: "+bi.Version+"\n", "version")
+	contains(t, stdout, "keel version:   "+cli.KeelVersion()+"\n", "version")
 	if bi.Module != "" {
-		contains(t, stdout, "module:      "+bi.Module, "version")
+		contains(t, stdout, "module:         "+bi.Module+"\n", "version")
 	}
 }
 

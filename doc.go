@@ -21,7 +21,8 @@
 //
 // Main parses the command line (package cli: run, version, config-check,
 // config-defaults, metrics-manifest, and the flags -c/--config,
-// --log-level, --log-format, --metrics-addr, -v, -q), runs the command,
+// --log-level, --log-format, --metrics-addr, -v, -q, each with its
+// environment fallback), runs the command,
 // and is the only place in keel that exits the process: 0 after a clean
 // shutdown, 1 on an error, 2 when a second signal forced the exit. Run is
 // the same without the command line, for tests and embedding.
@@ -66,7 +67,9 @@
 //     memory guard;
 //  13. the scaling pressure (section scaling) with the memory guard, the
 //     pool's saturation and the process CPU as sources, at
-//     /scaling/pressure;
+//     /scaling/pressure; the transports the factory builds add theirs
+//     (the lag of every Kafka consumer, the largest queue fill of the
+//     receivers that report one);
 //  14. the dead-letter queue (section dlq, off by default; with
 //     dlq.enabled and no WithDeadLetterRouter it is built with the app's
 //     name as its service, exposed as Runtime.DLQ, and its Router becomes
@@ -93,11 +96,13 @@
 // # Transports
 //
 // Runtime.Receiver and Runtime.Sender build a transport from a config
-// section with a type key: transport.type: kafka, inmem, file or pipe (or
-// a type added with WithTransport), whose settings are in the sub-section
-// of the type's name (transport.file.path). A missing or unknown type is
-// an error listing the known ones. Every transport built is a health
-// check, so readiness reflects it, and is closed at shutdown.
+// section with a type key: transport.type: kafka, http, inmem, file or
+// pipe (or a type added with WithTransport), whose settings are in the
+// sub-section of the type's name (transport.file.path). A missing or
+// unknown type is an error listing the known ones. Every transport built
+// is a health check, so readiness reflects it, and is closed at shutdown.
+// The pipe type reads standard input and writes standard output, or the
+// streams given with WithPipeIO.
 //
 // The kafka type decodes <section>.kafka into kafka.Config and overlays
 // the Kafka environment variables (KAFKA_BOOTSTRAP_SERVERS, KAFKA_GROUP_ID,
@@ -141,10 +146,11 @@
 // it can never deliver into the dead-letter queue when one is built, and
 // is the section's health check. Its spool fill level is a soft pressure
 // source of the governor named tiered:<section> (weigh it with
-// self_regulation.weights); while any tiered sink's breaker is open the
-// scaling pressure reports its circuit open, which forces the scaling
-// pressure to zero. At shutdown, in the senders phase, the sink drains its
-// spool until the deadline and leaves the rest spooled for the next start.
+// self_regulation.weights); while any tiered sink cannot drain (breaker
+// open, spool stalled for stall_timeout, or spool full) the scaling
+// pressure reports its circuit open, which forces the scaling pressure to
+// zero. At shutdown, in the senders phase, the sink drains its spool for at
+// most close_drain_timeout and leaves the rest spooled for the next start.
 //
 // # Self-regulation
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/keel-go/keel/health"
 	"github.com/keel-go/keel/logging"
 	"github.com/keel-go/keel/metrics"
+	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/secrets"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/file"
@@ -113,8 +115,10 @@ func (rt *Runtime) builtinTransports() map[string]TransportBuilder {
 		},
 		TransportFile: localBuilder(file.Section, func(c *file.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
 			file.NewReceiver, file.NewSender),
-		TransportPipe: localBuilder(pipe.Section, func(c *pipe.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
-			pipe.NewReceiver, pipe.NewSender),
+		TransportPipe: localBuilder(pipe.Section, func(c *pipe.Config, reg *metrics.Registry, log *slog.Logger) {
+			c.Metrics, c.Logger = reg, log
+			c.Input, c.Output = rt.opts.pipeIn, rt.opts.pipeOut
+		}, pipe.NewReceiver, pipe.NewSender),
 		TransportHTTP: localBuilder(httptransport.Section, func(c *httptransport.Config, reg *metrics.Registry, log *slog.Logger) { c.Metrics, c.Logger = reg, log },
 			httptransport.NewReceiver, httptransport.NewSender),
 	}
@@ -274,8 +278,11 @@ func (rt *Runtime) checkTransport(section string) error {
 // WithReceiverWrapper wrappers apply. Use As to reach the transport under
 // the wrappers. The receiver is registered as a health check
 // ("receiver:<section>") so readiness reflects it, and closed at shutdown
-// after the senders. The inmem type returns one queue per section, shared
-// with Sender of the same section.
+// after the senders. A receiver that reports how full its inbound queue
+// is (a QueueFill() float64 method, as inmem and http have) feeds the
+// queue component of the scaling pressure until it is closed. The inmem
+// type returns one queue per section, shared with Sender of the same
+// section.
 func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Receiver, error) {
 	if err := rt.refuseWhenClosing("Receiver"); err != nil {
 		return nil, err
@@ -293,19 +300,83 @@ func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Rece
 	if err != nil {
 		return nil, fmt.Errorf("keel: build the %s receiver of section %q: %w", tc.Type, tc.Section, err)
 	}
+	stopFill := rt.addQueueFill(r)
 	r = rt.brake(tc, r)
 	for _, w := range rt.opts.receiverWrapper {
 		wrapped, werr := w(ctx, tc, r)
 		if werr != nil {
+			stopFill()
 			_ = r.Close(ctx)
 			return nil, fmt.Errorf("keel: wrap the %s receiver of section %q: %w", tc.Type, tc.Section, werr)
 		}
 		r = wrapped
 	}
-	if err := rt.adopt("receiver", tc, r, r.Health, r.Close); err != nil {
+	if err := rt.adopt("receiver", tc, r, r.Health, r.Close, stopFill); err != nil {
+		stopFill()
 		return nil, err
 	}
 	return r, nil
+}
+
+// queueFiller is a receiver that reports how full its inbound queue or
+// buffer is, in [0,1] (inmem, http).
+type queueFiller interface{ QueueFill() float64 }
+
+// addQueueFill feeds the queue fill of r (or of what r wraps) to the
+// scaling pressure's queue component, which is the largest fill of the
+// receivers fed, and returns the function that stops feeding it, called
+// when the receiver is closed. A receiver that reports no fill is not fed.
+// The runtime sets the queue source with the first receiver that reports
+// one.
+func (rt *Runtime) addQueueFill(r transport.Receiver) (stop func()) {
+	q, ok := As[queueFiller](r)
+	if !ok {
+		return func() {}
+	}
+	// One entry per queue: an inmem section's receiver built twice is one
+	// queue, closed once.
+	var key any = q
+	if !reflect.TypeOf(q).Comparable() {
+		key = new(byte)
+	}
+	rt.mu.Lock()
+	if rt.fills == nil {
+		rt.fills = make(map[any]queueFiller)
+	}
+	rt.fills[key] = q
+	first := !rt.fillFed
+	rt.fillFed = true
+	rt.mu.Unlock()
+	if first {
+		if err := rt.scaling.Source(scaling.Queue, rt.maxQueueFill); err != nil {
+			rt.log.Debug("the receivers' queue fill is not fed to the scaling pressure", "error", err)
+		}
+	}
+	return func() {
+		rt.mu.Lock()
+		delete(rt.fills, key)
+		rt.mu.Unlock()
+	}
+}
+
+// maxQueueFill is the scaling pressure's queue source: the largest queue
+// fill of the receivers not closed, or NaN (no reading) when there is
+// none.
+func (rt *Runtime) maxQueueFill() float64 {
+	rt.mu.Lock()
+	fills := slices.Collect(maps.Values(rt.fills))
+	rt.mu.Unlock()
+	out := math.NaN()
+	for _, q := range fills {
+		v := q.QueueFill()
+		if math.IsNaN(v) {
+			continue
+		}
+		if math.IsNaN(out) || v > out {
+			out = v
+		}
+	}
+	return out
 }
 
 // Sender builds a sender from a transport section ("" means "transport"),
@@ -318,12 +389,13 @@ func (rt *Runtime) Receiver(ctx context.Context, section string) (transport.Rece
 // delivered: what the sender cannot take is spooled to disk and replayed
 // once it recovers. The returned sender is then the *tiered.Sink, whose
 // Health is the section's health check and whose Close, in the senders
-// phase of shutdown, drains the spool until the deadline, leaves the rest
-// spooled for the next start and closes the sender. Its spool fill level
-// is a soft pressure source of the governor (TieredSourceName), and while
-// any tiered sink's breaker is open the scaling pressure's circuit is
-// reported open, which forces the scaling pressure to zero (more
-// instances would not help a downstream that is down). The runtime owns
+// phase of shutdown, drains the spool for at most its close_drain_timeout,
+// leaves the rest spooled for the next start and closes the sender. Its
+// spool fill level is a soft pressure source of the governor
+// (TieredSourceName), and while any tiered sink cannot drain (breaker
+// open, spool stalled for stall_timeout, or spool full) the scaling
+// pressure's circuit is reported open, which forces the scaling pressure
+// to zero (more instances would not help a downstream that is down). The runtime owns
 // the scaling pressure's circuit source from the first tiered sink on.
 func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender, error) {
 	if err := rt.refuseWhenClosing("Sender"); err != nil {
@@ -345,7 +417,7 @@ func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender
 	if s, err = rt.wrapTiered(ctx, tc, s); err != nil {
 		return nil, fmt.Errorf("keel: build the tiered sink of section %q: %w", tc.Section, err)
 	}
-	if err := rt.adopt("sender", tc, s, s.Health, s.Close); err != nil {
+	if err := rt.adopt("sender", tc, s, s.Health, s.Close, nil); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -353,14 +425,17 @@ func (rt *Runtime) Sender(ctx context.Context, section string) (transport.Sender
 
 // closable is a transport the runtime closes at shutdown.
 type closable struct {
-	name  string
-	check string
-	id    any // the transport, for de-duplication when comparable
-	close func(context.Context) error
+	name   string
+	check  string
+	id     any // the transport, for de-duplication when comparable
+	close  func(context.Context) error
+	forget func() // stops what the runtime reads from it; nil for nothing
 }
 
-// adopt registers a built transport: its health check and its close.
-func (rt *Runtime) adopt(side string, tc TransportContext, t any, healthFn, closeFn func(context.Context) error) error {
+// adopt registers a built transport: its health check, its close, and
+// forget (nil for nothing), called when the runtime closes it, or skips it
+// because it closed the same transport already.
+func (rt *Runtime) adopt(side string, tc TransportContext, t any, healthFn, closeFn func(context.Context) error, forget func()) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.closing {
@@ -373,7 +448,7 @@ func (rt *Runtime) adopt(side string, tc TransportContext, t any, healthFn, clos
 	if n := rt.checkSeq[base]; n > 1 {
 		check = base + "#" + strconv.Itoa(n)
 	}
-	c := closable{name: fmt.Sprintf("%s %q (%s)", side, tc.Section, tc.Type), check: check, close: closeFn}
+	c := closable{name: fmt.Sprintf("%s %q (%s)", side, tc.Section, tc.Type), check: check, close: closeFn, forget: forget}
 	// A receiver is identified by what it wraps, so that an inmem queue
 	// used as both ends of a section is closed once.
 	if r, ok := t.(transport.Receiver); ok && side == "receiver" {

@@ -59,6 +59,8 @@ type options struct {
 	watch      *config.WatchOptions
 
 	logOutput io.Writer
+	pipeIn    io.Reader
+	pipeOut   io.Writer
 	signals   <-chan os.Signal
 	preStop   func(time.Duration) <-chan time.Time
 	getenv    func(string) string
@@ -85,7 +87,8 @@ var transportTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // WithTransport registers the builder of a transport type, selected by
 // the type key of a transport section (transport.type: bus). It adds to
-// the built-in types kafka, inmem, file and pipe, or replaces one of them.
+// the built-in types kafka, http, inmem, file and pipe, or replaces one of
+// them.
 // The type name is lower-case letters, digits and '_'.
 func WithTransport(typ string, b TransportBuilder) Option {
 	return func(o *options) {
@@ -222,6 +225,15 @@ func WithLogOutput(w io.Writer) Option {
 	return func(o *options) { o.logOutput = w }
 }
 
+// WithPipeIO sets the streams of the built-in pipe transport type: its
+// receivers read in instead of standard input and its senders write out
+// instead of standard output. A nil stream keeps the standard one. The
+// runtime never closes them. Tests and services that embed a pipeline
+// feed it this way.
+func WithPipeIO(in io.Reader, out io.Writer) Option {
+	return func(o *options) { o.pipeIn, o.pipeOut = in, out }
+}
+
 // WithSignals replaces the operating system's SIGTERM and SIGINT with
 // ch: the first value starts the shutdown, a second forces the exit.
 // Tests inject signals this way.
@@ -237,7 +249,8 @@ func WithPreStopTimer(after func(time.Duration) <-chan time.Time) Option {
 }
 
 // WithGetenv replaces os.Getenv for the environment fallbacks of the
-// standard flags (CONFIG_FILE, LOG_LEVEL, LOG_FORMAT, METRICS_ADDR).
+// standard flags (CONFIG_FILE, LOG_LEVEL, LOG_FORMAT, METRICS_ADDR,
+// LOG_VERBOSE, LOG_QUIET).
 func WithGetenv(getenv func(string) string) Option {
 	return func(o *options) { o.getenv = getenv }
 }

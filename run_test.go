@@ -546,6 +546,32 @@ func TestRunLogLevelFollowsReload(t *testing.T) {
 	}
 }
 
+// TestRunBadLogLevelReloadIsRejected: a reload that sets an unknown
+// logging.level is refused like a bad start-up config: the error names
+// the key and the running level is kept.
+func TestRunBadLogLevelReloadIsRejected(t *testing.T) {
+	path := writeFile(t, "settings.yaml", "logging:\n  level: debug\n  format: json\n")
+	logs := &syncBuffer{}
+	var reloadErr error
+	app := keel.App{Name: "keeltest", Run: func(ctx context.Context, rt *keel.Runtime) error {
+		if err := os.WriteFile(path, []byte("logging:\n  level: loud\n  format: json\n"), 0o600); err != nil {
+			return err
+		}
+		reloadErr = rt.Config().Reload(ctx)
+		rt.Logger().Debug("still-debug-after-rejected-reload")
+		return nil
+	}}
+	if err := keel.Run(testCtx(t), app, append(isolated(t, logs, nil), keel.WithConfigFile(path))...); err != nil {
+		t.Fatal(err)
+	}
+	if reloadErr == nil || !strings.Contains(reloadErr.Error(), "logging.level") {
+		t.Fatalf("Reload: %v, want an error naming logging.level", reloadErr)
+	}
+	if !strings.Contains(logs.String(), "still-debug-after-rejected-reload") {
+		t.Fatalf("the rejected reload changed the level:\n%s", logs.String())
+	}
+}
+
 // TestRunConfigEndpointRedacted: with admin.enable_config, /config serves
 // the effective configuration with every secret redacted.
 func TestRunConfigEndpointRedacted(t *testing.T) {

@@ -82,6 +82,8 @@ type Runtime struct {
 	inmem     map[string]*inmem.Transport
 	tiered    []*tiered.Sink
 	lags      []func() (int64, bool) // LastLag of each Kafka consumer built
+	fills     map[any]queueFiller    // receivers reporting their queue fill, until closed
+	fillFed   bool                   // the scaling pressure's queue source is set
 	checkSeq  map[string]int
 	hooks     []namedHook
 	lastHooks []namedHook
@@ -142,8 +144,13 @@ func (rt *Runtime) Pool() *pool.Pool { return rt.pool }
 func (rt *Runtime) Scaler() *pool.Scaler { return rt.scaler }
 
 // Scaling returns the horizontal scaling pressure (section scaling), fed
-// with the memory, pool and CPU signals; report the app's own signals
-// (lag, queue) on it.
+// with the memory, pool and CPU signals, the lag of every Kafka consumer
+// the factory builds, and the queue fill of every receiver it builds that
+// reports one (QueueFill() float64: the largest, until the receiver is
+// closed). Report the app's own signals on it. The runtime sets the lag
+// and queue sources when it builds the first Kafka consumer, or the first
+// receiver that reports a queue fill; a source the app sets after that
+// replaces the runtime's.
 func (rt *Runtime) Scaling() *scaling.Pressure { return rt.scaling }
 
 // Engine returns the batch engine (section batch_processing), wired to
@@ -454,6 +461,10 @@ func (rt *Runtime) buildLogger() {
 		return
 	}
 	rt.log = logging.Setup(opts)
+	// A reload with a bad logging section is rejected (the old one stays
+	// live and the failure is logged and counted), as it is at start-up.
+	removeCheck := config.AddValidator(rt.cfg, SectionLogging, func(c LoggingConfig) error { return c.Validate() })
+	rt.unsub = append(rt.unsub, removeCheck)
 	stop := config.Subscribe(rt.cfg, SectionLogging, func(c LoggingConfig) {
 		if c.level() != rt.level.Level() {
 			rt.level.Set(c.level())

@@ -355,9 +355,19 @@ func (rt *Runtime) closeAll(ctx context.Context, senders bool) error {
 	var steps []step
 	for _, c := range items {
 		if c.id != nil && rt.closedAlready(c.id) {
+			if c.forget != nil {
+				c.forget()
+			}
 			continue
 		}
-		steps = append(steps, step{c.name, c.close})
+		closeFn := c.close
+		if c.forget != nil {
+			closeFn = func(ctx context.Context) error {
+				c.forget()
+				return c.close(ctx)
+			}
+		}
+		steps = append(steps, step{c.name, closeFn})
 	}
 	return rt.runSteps(ctx, steps)
 }

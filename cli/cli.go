@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -77,6 +78,9 @@ type Spec struct {
 	// BuildInfo returns what the version command prints; nil means
 	// metrics.ReadBuildInfo.
 	BuildInfo func() metrics.BuildInfo
+	// KeelVersion returns the version of the keel module the version
+	// command prints; nil means KeelVersion.
+	KeelVersion func() string
 }
 
 // New builds the root command: running it without a command runs the
@@ -100,6 +104,10 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 	buildInfo := spec.BuildInfo
 	if buildInfo == nil {
 		buildInfo = metrics.ReadBuildInfo
+	}
+	keelVersion := spec.KeelVersion
+	if keelVersion == nil {
+		keelVersion = KeelVersion
 	}
 	f := &Flags{}
 	short := spec.Short
@@ -139,7 +147,7 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 		Short: "Print the version, commit and build information",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return PrintVersion(cmd.OutOrStdout(), name, spec.Version, buildInfo())
+			return PrintVersion(cmd.OutOrStdout(), name, spec.Version, buildInfo(), keelVersion())
 		},
 	})
 	if spec.ConfigCheck != nil {
@@ -190,17 +198,22 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 	return root, f, nil
 }
 
-// PrintVersion writes the version block of the version command:
+// PrintVersion writes the version block of the version command: the
+// service's version (App.Version), the main module and its version from
+// the build info, the version of keel it was built with, and the commit:
 //
 //	orders 1.4.2
-//	module:      github.com/acme/orders
-//	commit:      3f2a9c1 (modified)
-//	commit time: 2026-01-02T15:04:05Z
-//	go:          go1.26.0
+//	app version:    1.4.2
+//	module:         github.com/acme/orders
+//	module version: v1.4.2
+//	keel version:   v0.9.0
+//	commit:         3f2a9c1 (modified)
+//	commit time:    2026-01-02T15:04:05Z
+//	go:             go1.26.0
 //
 // An empty version means the build info's module version; values the
 // build did not record print as "unknown".
-func PrintVersion(w io.Writer, name, version string, bi metrics.BuildInfo) error {
+func PrintVersion(w io.Writer, name, version string, bi metrics.BuildInfo, keelVersion string) error {
 	if version == "" {
 		version = bi.Version
 	}
@@ -208,9 +221,45 @@ func PrintVersion(w io.Writer, name, version string, bi metrics.BuildInfo) error
 	if bi.Modified {
 		commit += " (modified)"
 	}
-	_, err := fmt.Fprintf(w, "%s %s\nmodule:      %s\ncommit:      %s\ncommit time: %s\ngo:          %s\n",
-		name, orUnknown(version), orUnknown(bi.Module), commit, orUnknown(bi.Time), orUnknown(bi.GoVersion))
+	_, err := fmt.Fprintf(w, "%s %s\n"+
+		"app version:    %s\n"+
+		"module:         %s\n"+
+		"module version: %s\n"+
+		"keel version:   %s\n"+
+		"commit:         %s\n"+
+		"commit time:    %s\n"+
+		"go:             %s\n",
+		name, orUnknown(version), orUnknown(version), orUnknown(bi.Module), orUnknown(bi.Version),
+		orUnknown(keelVersion), commit, orUnknown(bi.Time), orUnknown(bi.GoVersion))
 	return err
+}
+
+// KeelModule is the module path of keel.
+const KeelModule = "github.com/keel-go/keel"
+
+// KeelVersion returns the version of the keel module the running binary
+// was built with: the version of the dependency (with its replacement,
+// when go.mod replaces it), or the main module's version when keel is the
+// main module (its own commands and tests); "unknown" without build info.
+func KeelVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if info.Main.Path == KeelModule {
+		return orUnknown(info.Main.Version)
+	}
+	for _, d := range info.Deps {
+		if d.Path != KeelModule {
+			continue
+		}
+		v := orUnknown(d.Version)
+		if r := d.Replace; r != nil {
+			v += " (replaced by " + strings.TrimSpace(r.Path+" "+r.Version) + ")"
+		}
+		return v
+	}
+	return "unknown"
 }
 
 func orUnknown(s string) string {

@@ -188,6 +188,55 @@ func TestVerboseAndQuiet(t *testing.T) {
 	}
 }
 
+func TestVerboseAndQuietEnvironmentFallbacks(t *testing.T) {
+	cases := []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		want   string
+		source map[string]string // flag name -> recorded source
+	}{
+		{"LOG_VERBOSE", map[string]string{cli.EnvVerbose: "1"}, nil, "debug", map[string]string{cli.FlagVerbose: "env LOG_VERBOSE"}},
+		{"LOG_QUIET", map[string]string{cli.EnvQuiet: "true"}, nil, "warn", map[string]string{cli.FlagQuiet: "env LOG_QUIET"}},
+		{"off", map[string]string{cli.EnvVerbose: "0", cli.EnvQuiet: "false"}, nil, "", nil},
+		{"over LOG_LEVEL", map[string]string{cli.EnvVerbose: "1", cli.EnvLogLevel: "error"}, nil, "debug", nil},
+		// A flag wins over the variables.
+		{"-q over LOG_VERBOSE", map[string]string{cli.EnvVerbose: "1"}, []string{"-q"}, "warn", map[string]string{cli.FlagQuiet: "flag --quiet"}},
+		{"-v over LOG_QUIET", map[string]string{cli.EnvQuiet: "1"}, []string{"-v"}, "debug", map[string]string{cli.FlagVerbose: "flag --verbose"}},
+		{"--log-level over LOG_VERBOSE", map[string]string{cli.EnvVerbose: "1"}, []string{"--log-level", "error"}, "error", nil},
+		{"--verbose=false over LOG_VERBOSE", map[string]string{cli.EnvVerbose: "1"}, []string{"--verbose=false"}, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var r recorder
+			if _, _, err := execute(t, r.spec(c.env), c.args...); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.flags.Level(); got != c.want {
+				t.Fatalf("level %q, want %q (flags %+v)", got, c.want, r.flags)
+			}
+			for flag, want := range c.source {
+				if got := r.flags.Sources[flag]; got != want {
+					t.Fatalf("source of %s %q, want %q", flag, got, want)
+				}
+			}
+		})
+	}
+	// Both variables on exclude each other, named as variables.
+	var r recorder
+	_, _, err := execute(t, r.spec(map[string]string{cli.EnvVerbose: "1", cli.EnvQuiet: "1"}))
+	if !errors.Is(err, cli.ErrInvalidFlag) || !strings.Contains(err.Error(), "env LOG_VERBOSE") ||
+		!strings.Contains(err.Error(), "env LOG_QUIET") || r.called != "" {
+		t.Fatalf("LOG_VERBOSE and LOG_QUIET: %v (called %q)", err, r.called)
+	}
+	// A value that is not a boolean names the variable and the fix.
+	r = recorder{}
+	_, _, err = execute(t, r.spec(map[string]string{cli.EnvQuiet: "loud"}))
+	if !errors.Is(err, cli.ErrInvalidFlag) || !strings.Contains(err.Error(), `env LOG_QUIET is "loud"`) || r.called != "" {
+		t.Fatalf("LOG_QUIET=loud: %v (called %q)", err, r.called)
+	}
+}
+
 func TestBadValuesNameTheirSource(t *testing.T) {
 	cases := []struct {
 		env  map[string]string
@@ -214,32 +263,49 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 
 func TestVersionPrintsBuildInfo(t *testing.T) {
 	var r recorder
-	out, _, err := execute(t, r.spec(nil), "version")
+	spec := r.spec(nil)
+	spec.KeelVersion = func() string { return "v0.9.0" }
+	out, _, err := execute(t, spec, "version")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"svc 1.2.3\n", "module:      example.com/svc", "commit:      abc123 (modified)",
-		"commit time: 2026-01-02T03:04:05Z", "go:          go1.26.0"} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("version output lacks %q:\n%s", want, out)
-		}
+	// The service's version does not hide the module's, nor keel's.
+	want := "svc 1.2.3\n" +
+		"app version:    1.2.3\n" +
+		"module:         example.com/svc\n" +
+		"module version: v0.0.0-dev\n" +
+		"keel version:   v0.9.0\n" +
+		"commit:         abc123 (modified)\n" +
+		"commit time:    2026-01-02T03:04:05Z\n" +
+		"go:             go1.26.0\n"
+	if out != want {
+		t.Fatalf("version output:\n%s\nwant:\n%s", out, want)
 	}
 	// Without a service version the module version is printed, and what
 	// the build did not record is "unknown".
 	var b bytes.Buffer
-	if err := cli.PrintVersion(&b, "svc", "", metrics.BuildInfo{Version: "v1.0.0"}); err != nil {
+	if err := cli.PrintVersion(&b, "svc", "", metrics.BuildInfo{Version: "v1.0.0"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "svc v1.0.0\n") || !strings.Contains(b.String(), "commit:      unknown") {
-		t.Fatalf("version output:\n%s", b.String())
+	for _, want := range []string{"svc v1.0.0\n", "app version:    v1.0.0\n", "module version: v1.0.0\n",
+		"keel version:   unknown\n", "commit:         unknown\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("version output lacks %q:\n%s", want, b.String())
+		}
 	}
-	// The real build info of this test binary.
+	// The real build info of this test binary, whose main module is keel.
 	b.Reset()
-	if err := cli.PrintVersion(&b, "svc", "", metrics.ReadBuildInfo()); err != nil {
+	if err := cli.PrintVersion(&b, "svc", "", metrics.ReadBuildInfo(), cli.KeelVersion()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "go:          go1.") {
+	if !strings.Contains(b.String(), "go:             go1.") {
 		t.Fatalf("real build info lacks the Go version:\n%s", b.String())
+	}
+	if bi := metrics.ReadBuildInfo(); bi.Module == cli.KeelModule && cli.KeelVersion() != bi.Version {
+		t.Fatalf("keel is the main module: KeelVersion %q, want the module version %q", cli.KeelVersion(), bi.Version)
+	}
+	if cli.KeelVersion() == "" {
+		t.Fatal("KeelVersion is empty")
 	}
 }
 

@@ -17,7 +17,7 @@
 // # Commands
 //
 //	run               run the service; the default when no command is given
-//	version           the version, module, commit, commit time and Go version
+//	version           the app version, module and its version, keel's version, commit, commit time and Go version
 //	config-check      load and validate the configuration, print it redacted
 //	config-defaults   print the defaults of every config section (--format yaml|json)
 //	metrics-manifest  print the JSON manifest of every metric
@@ -35,14 +35,16 @@
 //	    --log-level LEVEL  LOG_LEVEL      debug, info, warn, error
 //	    --log-format FMT   LOG_FORMAT     json, text, auto
 //	    --metrics-addr A   METRICS_ADDR   admin listen address (admin.addr)
-//	-v, --verbose                         debug logging
-//	-q, --quiet                           warnings and errors only
+//	-v, --verbose          LOG_VERBOSE=1  debug logging
+//	-q, --quiet            LOG_QUIET=1    warnings and errors only
 //
 // A flag wins over its variable. The config file variable is CONFIG_FILE
 // rather than <PREFIX>_CONFIG because every variable that starts with the
 // service prefix is a config key for the cascade. -v and -q win over
-// --log-level and exclude each other. A bad value is an error naming the
-// flag or the variable it came from.
+// --log-level and exclude each other; LOG_VERBOSE and LOG_QUIET likewise
+// win over LOG_LEVEL and exclude each other, and any of -v, -q and
+// --log-level on the command line wins over all three variables. A bad
+// value is an error naming the flag or the variable it came from.
 //
 // A service adds its own flags with Spec.Flags (persistent, and mapped by
 // the keel runtime to the config key of their name) and its own commands

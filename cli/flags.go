@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -35,6 +36,12 @@ const (
 	EnvLogFormat = "LOG_FORMAT"
 	// EnvMetricsAddr is the admin listen address (--metrics-addr).
 	EnvMetricsAddr = "METRICS_ADDR"
+	// EnvVerbose asks for debug logging (-v/--verbose) when true (1,
+	// true; 0 or false is off).
+	EnvVerbose = "LOG_VERBOSE"
+	// EnvQuiet asks for warnings and errors only (-q/--quiet) when true
+	// (1, true; 0 or false is off).
+	EnvQuiet = "LOG_QUIET"
 )
 
 // ErrInvalidFlag is matched (errors.Is) by every error Flags.Resolve
@@ -50,8 +57,12 @@ var ErrInvalidFlag = errors.New("cli: invalid flag")
 //	    --log-level LEVEL  debug, info, warn, error    (LOG_LEVEL)
 //	    --log-format FMT   json, text, auto            (LOG_FORMAT)
 //	    --metrics-addr A   admin listen address        (METRICS_ADDR)
-//	-v, --verbose          debug logging (wins over --log-level)
-//	-q, --quiet            warnings and errors only (wins over --log-level)
+//	-v, --verbose          debug logging               (LOG_VERBOSE=1)
+//	-q, --quiet            warnings and errors only    (LOG_QUIET=1)
+//
+// -v and -q win over --log-level, and LOG_VERBOSE and LOG_QUIET over
+// LOG_LEVEL; any of -v, -q and --log-level given on the command line wins
+// over all three variables.
 type Flags struct {
 	// ConfigFile is the explicit config file; "" means none.
 	ConfigFile string
@@ -82,20 +93,23 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.LogLevel, FlagLogLevel, "", "log level: debug, info, warn, error (env "+EnvLogLevel+"; default info)")
 	fs.StringVar(&f.LogFormat, FlagLogFormat, "", "log format: json, text, auto (env "+EnvLogFormat+"; default auto)")
 	fs.StringVar(&f.MetricsAddr, FlagMetricsAddr, "", "admin server listen address host:port (env "+EnvMetricsAddr+"; default :9090)")
-	fs.BoolVarP(&f.Verbose, FlagVerbose, "v", false, "debug logging")
-	fs.BoolVarP(&f.Quiet, FlagQuiet, "q", false, "log warnings and errors only")
+	fs.BoolVarP(&f.Verbose, FlagVerbose, "v", false, "debug logging (env "+EnvVerbose+"=1)")
+	fs.BoolVarP(&f.Quiet, FlagQuiet, "q", false, "log warnings and errors only (env "+EnvQuiet+"=1)")
 }
 
 // Resolve fills the standard values that were not given as flags from
 // their environment variables (getenv; nil means os.Getenv), records fs
-// as Set, and checks the values: -v with -q, an unknown level or format
-// and a malformed address are errors naming the flag or the variable.
+// as Set, and checks the values: -v with -q (or LOG_VERBOSE with
+// LOG_QUIET), an unknown level or format, a malformed address and a
+// LOG_VERBOSE or LOG_QUIET that is not a boolean are errors naming the
+// flag or the variable.
 func (f *Flags) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	f.Set = fs
 	f.Sources = make(map[string]string)
+	envErr := f.resolveVerbosity(fs, getenv)
 	for _, s := range []struct {
 		flag, env string
 		dst       *string
@@ -114,7 +128,41 @@ func (f *Flags) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 			f.Sources[s.flag] = "env " + s.env
 		}
 	}
-	return f.validate()
+	return errors.Join(envErr, f.validate())
+}
+
+// resolveVerbosity fills Verbose and Quiet from LOG_VERBOSE and LOG_QUIET
+// unless the command line gave -v, -q or --log-level, and records where
+// each came from.
+func (f *Flags) resolveVerbosity(fs *pflag.FlagSet, getenv func(string) string) error {
+	levelGiven := changed(fs, FlagVerbose) || changed(fs, FlagQuiet) || changed(fs, FlagLogLevel)
+	var errs []error
+	for _, s := range []struct {
+		flag, env string
+		dst       *bool
+	}{
+		{FlagVerbose, EnvVerbose, &f.Verbose},
+		{FlagQuiet, EnvQuiet, &f.Quiet},
+	} {
+		if changed(fs, s.flag) {
+			f.Sources[s.flag] = "flag --" + s.flag
+			continue
+		}
+		v := strings.TrimSpace(getenv(s.env))
+		if v == "" || levelGiven {
+			continue
+		}
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: env %s is %q: use 1 or true to turn it on, 0 or false to turn it off", ErrInvalidFlag, s.env, v))
+			continue
+		}
+		*s.dst = on
+		if on {
+			f.Sources[s.flag] = "env " + s.env
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func changed(fs *pflag.FlagSet, name string) bool {
@@ -132,10 +180,20 @@ func (f *Flags) source(flag string) string {
 	return "flag --" + flag
 }
 
+// switchSource names where the boolean flag name was set: its short and
+// long flag, or its environment variable.
+func (f *Flags) switchSource(flag, short string) string {
+	if s := f.Sources[flag]; strings.HasPrefix(s, "env ") {
+		return s
+	}
+	return short + "/--" + flag
+}
+
 func (f *Flags) validate() error {
 	var errs []error
 	if f.Verbose && f.Quiet {
-		errs = append(errs, fmt.Errorf("%w: -v/--verbose and -q/--quiet exclude each other; give one", ErrInvalidFlag))
+		errs = append(errs, fmt.Errorf("%w: %s and %s exclude each other; give one",
+			ErrInvalidFlag, f.switchSource(FlagVerbose, "-v"), f.switchSource(FlagQuiet, "-q")))
 	}
 	if f.LogLevel != "" {
 		if _, err := logging.ParseLevel(f.LogLevel); err != nil {
@@ -155,8 +213,9 @@ func (f *Flags) validate() error {
 	return errors.Join(errs...)
 }
 
-// Level returns the log level asked for: "debug" with -v, "warn" with -q,
-// else LogLevel ("" when neither the flag nor LOG_LEVEL was given).
+// Level returns the log level asked for: "debug" with -v (or
+// LOG_VERBOSE), "warn" with -q (or LOG_QUIET), else LogLevel ("" when
+// neither the flag nor LOG_LEVEL was given).
 func (f *Flags) Level() string {
 	switch {
 	case f.Verbose:

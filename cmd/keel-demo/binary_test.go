@@ -62,7 +62,6 @@ type processDemo struct {
 	done     chan struct{} // closed when the process exited
 	addr     string        // the admin server's bound address
 	dataDir  string
-	outPath  string
 }
 
 var adminLineRE = regexp.MustCompile(`admin server listening on (\S+)`)
@@ -80,7 +79,6 @@ func startProcess(t *testing.T, preStop time.Duration, extra ...string) *process
 		t.Fatal(err)
 	}
 	d := &processDemo{out: &syncBuffer{}, log: &syncBuffer{}, done: make(chan struct{}), dataDir: t.TempDir()}
-	d.outPath = filepath.Join(d.dataDir, "out", "events.ndjson")
 	args := append([]string{"--data-dir", d.dataDir, "--admin-addr", "127.0.0.1:0", "--rate", "1000",
 		"--progress", "200ms", "--log-level", "warn", "--config", cfg}, extra...)
 	d.cmd = exec.Command(bin, args...)
@@ -139,7 +137,7 @@ func TestDemoBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	// The pre-stop delay holds readiness at 503 while the admin server
 	// still answers, long enough for the test to see it.
 	d := startProcess(t, 2*time.Second)
-	checkServing(t, d.addr, d.outPath)
+	checkServing(t, d.addr, d.dataDir)
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("send SIGTERM: %v", err)
@@ -149,7 +147,7 @@ func TestDemoBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	if code := d.waitExit(t); code != 0 {
 		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nstderr:\n%s", code, d.out, d.log)
 	}
-	checkSummary(t, d.out.String(), d.outPath)
+	checkSummary(t, d.out.String(), d.dataDir)
 }
 
 func TestDemoBinaryStopsAfterDuration(t *testing.T) {
@@ -164,5 +162,5 @@ func TestDemoBinaryStopsAfterDuration(t *testing.T) {
 	if !strings.Contains(out, "--duration 3s elapsed") {
 		t.Errorf("no line saying --duration elapsed:\n%s", out)
 	}
-	checkSummary(t, out, d.outPath)
+	checkSummary(t, out, d.dataDir)
 }

@@ -23,11 +23,10 @@ import (
 const (
 	appName = "keel-demo"
 	// catchUpTimeout bounds how long the service keeps consuming, once the
-	// generator stopped, to reach the last generated event.
-	catchUpTimeout = 10 * time.Second
-	// spoolDrainAtStop bounds how long the tiered sink replays its spool at
-	// shutdown; the rest stays spooled for the next start.
-	spoolDrainAtStop = 3 * time.Second
+	// generator stopped, to reach the last generated event; catchUpStall
+	// gives up sooner when consumption stops moving for that long.
+	catchUpTimeout = 20 * time.Second
+	catchUpStall   = 8 * time.Second
 )
 
 // demo is one run: the embedded cluster, the generator and the service.
@@ -38,9 +37,9 @@ type demo struct {
 	started func(adminAddr string)
 	preStop func(time.Duration) <-chan time.Time
 
-	outPath  string
-	spoolDir string
-	dlqDir   string
+	outPattern string // output.file.path: one file per route, {route} in the name
+	spoolDir   string
+	dlqDir     string
 
 	failing atomic.Bool
 
@@ -63,25 +62,26 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 		}
 		d.opts.dataDir = dir
 	}
-	d.outPath = filepath.Join(d.opts.dataDir, "out", "events.ndjson")
+	d.outPattern = filepath.Join(d.opts.dataDir, "out", routePlaceholder+".ndjson")
 	d.spoolDir = filepath.Join(d.opts.dataDir, "spool", "output")
 	d.dlqDir = filepath.Join(d.opts.dataDir, "dlq")
-	if err := os.MkdirAll(filepath.Dir(d.outPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(d.outPattern), 0o755); err != nil {
 		return nil, fmt.Errorf("create the output directory under --data-dir %s: %w", d.opts.dataDir, err)
 	}
 	d.failing.Store(d.opts.failSink)
 
 	brokers := splitBrokers(d.opts.brokers)
+	origin := "--brokers"
 	if len(brokers) == 0 {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(d.opts.partitions), d.opts.topic))
 		if err != nil {
 			return nil, fmt.Errorf("start the in-process Kafka cluster: %w", err)
 		}
 		defer c.Close()
-		brokers = c.ListenAddrs()
+		brokers, origin = c.ListenAddrs(), "in-process cluster"
 	}
-	fmt.Fprintf(d.out, "keel-demo: brokers %s, topic %s, %d events/s, data in %s\n",
-		strings.Join(brokers, ","), d.opts.topic, d.opts.rate, d.opts.dataDir)
+	fmt.Fprintf(d.out, "keel-demo: brokers %s (%s), topic %s, %d events/s, data in %s\n",
+		strings.Join(brokers, ","), origin, d.opts.topic, d.opts.rate, d.opts.dataDir)
 
 	// What the data directory already holds (a reused --data-dir) is not
 	// this run's: the summary counts from this baseline.
@@ -126,7 +126,7 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 
 	app := keel.App{
 		Name:       appName,
-		Short:      "keel demo: Kafka -> parse, enrich, route -> tiered NDJSON sink, with a DLQ",
+		Short:      "keel demo: Kafka -> parse, enrich, route -> tiered sink, one NDJSON file per route, with a DLQ",
 		Run:        d.serve,
 		Defaults:   d.defaults(brokers),
 		Transports: []string{"input", "output"},
@@ -150,6 +150,9 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 
 	sum, err := d.account(ctx)
 	sum.delivered -= base.delivered
+	for route, n := range base.routes {
+		sum.routes[route] -= n
+	}
 	sum.deadLettered -= base.deadLettered
 	sum.spooled -= base.spooled
 	sum.carriedOver = base.spooled
@@ -163,7 +166,7 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 func (d *demo) defaults(brokers []string) map[string]any {
 	return map[string]any{
 		"admin.addr":                              d.opts.adminAddr,
-		"lifecycle.shutdown_timeout":              "20s",
+		"lifecycle.shutdown_timeout":              "40s",
 		"input.type":                              keel.TransportKafka,
 		"input.kafka.brokers":                     brokers,
 		"input.kafka.group":                       appName,
@@ -172,44 +175,48 @@ func (d *demo) defaults(brokers []string) map[string]any {
 		"input.kafka.lag_interval":                "2s",
 		"input.kafka.consumer.auto_offset_reset":  "earliest",
 		"output.type":                             keel.TransportFile,
-		"output.file.path":                        d.outPath,
+		"output.file.path":                        d.outPattern,
 		"output.file.sync":                        "interval",
 		"output.tiered.enabled":                   true,
 		"output.tiered.spool.dir":                 d.spoolDir,
 		"output.tiered.breaker.failure_threshold": 3,
 		"output.tiered.breaker.open_timeout":      "2s",
-		"dlq.enabled":                             true,
-		"dlq.file.enabled":                        true,
-		"dlq.file.path":                           d.dlqDir,
-		"self_regulation.enabled":                 true,
+		// At shutdown the sink replays its spool for at most this long;
+		// the rest stays spooled for the next start.
+		"output.tiered.close_drain_timeout": "3s",
+		"dlq.enabled":                       true,
+		"dlq.file.enabled":                  true,
+		"dlq.file.path":                     d.dlqDir,
+		"self_regulation.enabled":           true,
 	}
 }
 
-// fileTransport replaces the built-in file type: the same file sender,
+// fileTransport replaces the built-in file type's sender: it routes each
+// record to the NDJSON file of its route ({route} in output.file.path),
 // behind a switch that makes every send fail (--fail-sink).
 func (d *demo) fileTransport() keel.TransportBuilder {
-	decode := func(tc keel.TransportContext) (file.Config, error) {
+	build := func(tc keel.TransportContext) (*routedSender, error) {
 		var c file.Config
 		if err := tc.Decode(&c); err != nil {
-			return c, err
+			return nil, err
 		}
 		if err := c.Validate(); err != nil {
-			return c, &keel.SectionError{Key: tc.Key, Err: err}
+			return nil, &keel.SectionError{Key: tc.Key, Err: err}
 		}
 		c.Metrics, c.Logger = tc.Runtime.Metrics(), tc.Runtime.Logger()
-		return c, nil
+		s, err := newRoutedSender(c, tc.Key)
+		if err != nil {
+			return nil, &keel.SectionError{Key: tc.Key, Err: err}
+		}
+		return s, nil
 	}
 	return keel.TransportBuilder{
 		Validate: func(tc keel.TransportContext) error {
-			_, err := decode(tc)
+			_, err := build(tc)
 			return err
 		},
 		Sender: func(_ context.Context, tc keel.TransportContext) (transport.Sender, error) {
-			c, err := decode(tc)
-			if err != nil {
-				return nil, err
-			}
-			s, err := file.NewSender(c)
+			s, err := build(tc)
 			if err != nil {
 				return nil, err
 			}
@@ -282,14 +289,21 @@ func (d *demo) serve(ctx context.Context, rt *keel.Runtime) error {
 		defer deadline.Stop()
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
+		last, lastMove := d.stats.consumed.Load(), time.Now()
 		for d.stats.consumed.Load() < d.gen.generated() {
 			select {
 			case <-deadline.C:
-				rt.Logger().Warn("stopping before every generated event was consumed",
-					"generated", d.gen.generated(), "consumed", d.stats.consumed.Load())
+				d.warnBehind(rt)
 				stopEngine()
 				return
 			case <-tick.C:
+				if n := d.stats.consumed.Load(); n != last {
+					last, lastMove = n, time.Now()
+				} else if time.Since(lastMove) > catchUpStall {
+					d.warnBehind(rt)
+					stopEngine()
+					return
+				}
 			case <-engCtx.Done():
 				return
 			}
@@ -313,15 +327,12 @@ func (d *demo) serve(ctx context.Context, rt *keel.Runtime) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if sink != nil {
-		// Close the tiered sink here, with a bounded drain, rather than
-		// in the runtime's senders phase, which lets it drain a spool
-		// whose downstream is down until the whole shutdown deadline.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spoolDrainAtStop)
-		defer cancel()
-		if err := sink.Close(cctx); err != nil {
-			rt.Logger().Warn("tiered sink closed with records left in the spool", "spooled", sink.Spool().Len(), "error", err)
-		}
-	}
 	return nil
+}
+
+// warnBehind logs that the service stops before consuming every generated
+// event.
+func (d *demo) warnBehind(rt *keel.Runtime) {
+	rt.Logger().Warn("stopping before every generated event was consumed",
+		"generated", d.gen.generated(), "consumed", d.stats.consumed.Load())
 }

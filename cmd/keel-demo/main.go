@@ -2,8 +2,10 @@
 // installed but Go: an in-process Kafka cluster, a load generator writing JSON
 // events (with a small share of malformed and poison events), and a keel
 // service that consumes them with the governed engine, parses, enriches and
-// routes them, and writes them through a tiered sink to NDJSON files, with the
-// events it cannot handle in the file dead-letter queue.
+// routes them by their type, and writes them through a tiered sink to one
+// NDJSON file per route (out/orders.ndjson, out/billing.ndjson,
+// out/analytics.ndjson, out/misc.ndjson under --data-dir), with the events it
+// cannot handle in the file dead-letter queue.
 //
 //	go run ./cmd/keel-demo                      # embedded Kafka, 2000 events/s
 //	go run ./cmd/keel-demo --duration 30s       # stop on its own
@@ -12,7 +14,7 @@
 //
 // It prints a progress line every --progress and, on Ctrl-C, SIGTERM or
 // when --duration elapsed, a summary that accounts for every generated event:
-// delivered (lines in the output files), dead-lettered (entries in the DLQ
+// delivered (lines in the route files), dead-lettered (entries in the DLQ
 // files) or still spooled (the spool's length after it was closed).
 package main
 

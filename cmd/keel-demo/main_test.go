@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/keel-go/keel/internal/keeltest"
+	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
@@ -101,14 +104,29 @@ func parseSummary(t *testing.T, out string) counts {
 	return counts{n(m[1]), n(m[2]), n(m[3]), n(m[4])}
 }
 
-// countFileLines counts the lines of a file.
-func countFileLines(t *testing.T, path string) int64 {
+// outPattern is the demo's output path template under dataDir.
+func outPattern(dataDir string) string {
+	return filepath.Join(dataDir, "out", routePlaceholder+".ndjson")
+}
+
+// routeLines counts the lines of each route file under dataDir, by route.
+func routeLines(t *testing.T, dataDir string) map[string]int64 {
 	t.Helper()
-	n, err := countLines(path)
+	n, err := countRoutes(outPattern(dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// delivered counts the lines of every route file under dataDir.
+func delivered(t *testing.T, dataDir string) int64 {
+	t.Helper()
+	var sum int64
+	for _, n := range routeLines(t, dataDir) {
+		sum += n
+	}
+	return sum
 }
 
 func (d *startedDemo) waitExit(t *testing.T) int {
@@ -123,13 +141,18 @@ func (d *startedDemo) waitExit(t *testing.T) int {
 }
 
 // checkServing waits until the demo at the admin address addr delivered at
-// least 200 records to outPath (so that at least one malformed event, the
-// 50th of every 100, was generated), then checks /metrics, readiness and
-// liveness.
-func checkServing(t *testing.T, addr, outPath string) {
+// least 200 records to the route files under dataDir (so that at least one
+// malformed event, the 50th of every 100, was generated), then checks
+// /metrics, the startup probe, readiness and liveness.
+func checkServing(t *testing.T, addr, dataDir string) {
 	t.Helper()
 	base := "http://" + addr
-	waitFor(t, "delivered records", func() bool { return countFileLines(t, outPath) >= 200 })
+	waitFor(t, "delivered records", func() bool { return delivered(t, dataDir) >= 200 })
+	for _, probe := range []string{"/startupz", "/healthz/startup"} {
+		if c, body := get(t, base+probe); c != http.StatusOK {
+			t.Fatalf("%s once started: status %d, want 200: %s", probe, c, body)
+		}
+	}
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "keel_") {
 		t.Fatalf("/metrics: status %d, body without keel_ metrics:\n%.500s", code, body)
@@ -156,8 +179,10 @@ func waitDraining(t *testing.T, addr string) {
 
 // checkSummary checks the output of a demo run that delivered records: a
 // progress line, and a summary that balances, has dead letters and whose
-// delivered count is the number of lines in outPath.
-func checkSummary(t *testing.T, out, outPath string) counts {
+// delivered count is the number of lines in the route files under
+// dataDir; the events went to more than one route file, each event to the
+// file of its route.
+func checkSummary(t *testing.T, out, dataDir string) counts {
 	t.Helper()
 	if !strings.Contains(out, "progress: in ") {
 		t.Errorf("no progress line in the output:\n%s", out)
@@ -172,16 +197,52 @@ func checkSummary(t *testing.T, out, outPath string) counts {
 	if c.generated != c.delivered+c.dead+c.spooled {
 		t.Fatalf("summary does not balance: %+v\n%s", c, out)
 	}
-	if got := countFileLines(t, outPath); got != c.delivered {
-		t.Fatalf("output file holds %d lines, summary says %d delivered", got, c.delivered)
+	routes := routeLines(t, dataDir)
+	var sum int64
+	var used []string
+	for route, n := range routes {
+		sum += n
+		if n > 0 {
+			used = append(used, route)
+		}
+	}
+	if sum != c.delivered {
+		t.Fatalf("the route files hold %d lines (%v), the summary says %d delivered", sum, routes, c.delivered)
+	}
+	if len(used) < 2 {
+		t.Fatalf("events delivered to %d route file(s) %v, want several (orders, billing, analytics, misc)", len(used), routes)
+	}
+	for _, route := range used {
+		checkRouteFile(t, strings.ReplaceAll(outPattern(dataDir), routePlaceholder, route), route)
+		if !regexp.MustCompile(`summary: delivered by route: .*\b` + route + `=` + strconv.FormatInt(routes[route], 10) + `\b`).MatchString(out) {
+			t.Errorf("the summary does not report %d delivered to route %s:\n%s", routes[route], route, out)
+		}
 	}
 	return c
 }
 
+// checkRouteFile checks that every line of the route file at path is an
+// event enriched with that route.
+func checkRouteFile(t *testing.T, path, route string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte(`"route":"` + route + `"`)
+	for i, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		if !bytes.Contains(line, want) {
+			t.Fatalf("line %d of %s is not an event of route %s: %s", i+1, path, route, line)
+		}
+	}
+}
+
 func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
 	d := startDemo(t)
-	outPath := filepath.Join(d.dataDir, "out", "events.ndjson")
-	checkServing(t, d.addr, outPath)
+	checkServing(t, d.addr, d.dataDir)
+	if !strings.Contains(d.out.String(), "(in-process cluster)") {
+		t.Errorf("without --brokers the demo did not start its in-process cluster:\n%s", d.out)
+	}
 
 	// SIGTERM: readiness turns 503 first, while the admin server still
 	// answers (the pre-stop delay is held open by the test).
@@ -192,7 +253,37 @@ func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
 	if code := d.waitExit(t); code != 0 {
 		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
 	}
-	checkSummary(t, d.out.String(), outPath)
+	checkSummary(t, d.out.String(), d.dataDir)
+}
+
+// TestDemoWithBrokersUsesThem: with --brokers the demo starts no cluster
+// of its own; the generator and the service use the brokers given, and
+// the summary balances.
+func TestDemoWithBrokersUsesThem(t *testing.T) {
+	const topic = "demo-events"
+	cluster := kafkatest.Start(t, kfake.SeedTopics(2, topic))
+	addrs := strings.Join(cluster.Addrs(), ",")
+	d := startDemo(t, "--brokers", addrs, "--topic", topic)
+	checkServing(t, d.addr, d.dataDir)
+	d.signals <- syscall.SIGTERM
+	close(d.preStop)
+	if code := d.waitExit(t); code != 0 {
+		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	}
+	out := d.out.String()
+	if !strings.Contains(out, "keel-demo: brokers "+addrs+" (--brokers), topic "+topic) {
+		t.Fatalf("the demo did not use --brokers %s:\n%s", addrs, out)
+	}
+	if strings.Contains(out, "in-process cluster") {
+		t.Fatalf("the demo started its in-process cluster despite --brokers:\n%s", out)
+	}
+	c := checkSummary(t, out, d.dataDir)
+	// Every generated event is in the topic of the cluster given.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if got := len(cluster.ReadAll(ctx, t, topic, int(c.generated))); int64(got) < c.generated {
+		t.Fatalf("the cluster given holds %d events, %d were generated", got, c.generated)
+	}
 }
 
 func TestDemoFailSinkSpillsToSpoolAndBalances(t *testing.T) {

@@ -25,7 +25,7 @@ const defaultRoute = "misc"
 // JSON, or an event whose amount is not a number (a poison event), becomes
 // a dead letter with the reason; every other event gets the fields route,
 // amount_cents and processed_at, and its route as the record key and the
-// route header.
+// route header, by which the output sender writes it to its route's file.
 func (d *demo) process(_ context.Context, b transport.Batch) (transport.Batch, error) {
 	d.stats.consumed.Add(int64(len(b.Records) + len(b.DeadLetters)))
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -39,7 +39,7 @@ func (d *demo) process(_ context.Context, b transport.Batch) (transport.Batch, e
 		}
 		rec.Payload = enriched
 		rec.Key = []byte(route)
-		rec.Headers = append(rec.Headers[:len(rec.Headers):len(rec.Headers)], transport.Header{Key: "route", Value: []byte(route)})
+		rec.Headers = append(rec.Headers[:len(rec.Headers):len(rec.Headers)], transport.Header{Key: routeHeader, Value: []byte(route)})
 		rec.Format = codec.JSON
 		out = append(out, rec)
 	}

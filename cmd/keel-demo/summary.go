@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,7 +59,9 @@ type summary struct {
 	delivered    int64
 	deadLettered int64
 	spooled      int64
-	dataDir      string
+	// routes is delivered by route: the lines of each route's file.
+	routes  map[string]int64
+	dataDir string
 	// carriedOver is what the spool held at start (a reused --data-dir):
 	// spooled is counted from it, so it is negative when the run
 	// delivered that backlog.
@@ -75,6 +79,13 @@ func (s *summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "summary: generated=%d delivered=%d dead_lettered=%d spooled=%d (delivered+dead_lettered+spooled=%d) %s\n",
 		s.generated, s.delivered, s.deadLettered, s.spooled, s.delivered+s.deadLettered+s.spooled, verdict)
+	if len(s.routes) > 0 {
+		parts := make([]string, 0, len(s.routes))
+		for _, route := range slices.Sorted(maps.Keys(s.routes)) {
+			parts = append(parts, fmt.Sprintf("%s=%d", route, s.routes[route]))
+		}
+		fmt.Fprintf(w, "summary: delivered by route: %s\n", strings.Join(parts, " "))
+	}
 	if s.carriedOver > 0 {
 		fmt.Fprintf(w, "summary: the spool held %d records of an earlier run at start; delivered, dead_lettered and spooled count from that start\n", s.carriedOver)
 	}
@@ -82,19 +93,22 @@ func (s *summary) print(w io.Writer) {
 }
 
 // account counts, after the service stopped, the delivered events in the
-// output file, the dead letters in the DLQ files and the records left in
-// the spool.
+// output files (one per route), the dead letters in the DLQ files and the
+// records left in the spool.
 func (d *demo) account(ctx context.Context) (*summary, error) {
 	s := &summary{dataDir: d.opts.dataDir, consumed: d.stats.consumed.Load()}
 	if d.gen != nil {
 		s.generated, s.produceFails = d.gen.generated(), d.gen.failed.Load()
 	}
 	var errs []error
-	n, err := countLines(d.outPath)
+	routes, err := countRoutes(d.outPattern)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	s.delivered = n
+	s.routes = routes
+	for _, n := range routes {
+		s.delivered += n
+	}
 	files, err := filepath.Glob(filepath.Join(d.dlqDir, "*", "*.ndjson*"))
 	if err != nil {
 		errs = append(errs, err)
@@ -122,6 +136,29 @@ func (d *demo) account(ctx context.Context) (*summary, error) {
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// countRoutes counts the lines of every route file of the output path
+// template, by route.
+func countRoutes(pathTemplate string) (map[string]int64, error) {
+	files, err := filepath.Glob(routeGlob(pathTemplate))
+	if err != nil {
+		return map[string]int64{}, fmt.Errorf("list the route files %s: %w", routeGlob(pathTemplate), err)
+	}
+	out := make(map[string]int64, len(files))
+	var errs []error
+	for _, f := range files {
+		route := routeName(pathTemplate, f)
+		if route == "" {
+			continue
+		}
+		n, err := countLines(f)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		out[route] += n
+	}
+	return out, errors.Join(errs...)
 }
 
 // countLines counts the non-empty lines of an NDJSON file; a missing file

@@ -256,6 +256,17 @@ func (t *Transport) Commits() int {
 // Len returns the number of queued records.
 func (t *Transport) Len() int { return len(t.ch) }
 
+// QueueFill returns how full the queue is: queued records over the
+// capacity, in [0,1]. After Close it is 0: the queued records are
+// discarded with the transport. The runtime feeds it to the queue
+// component of the scaling pressure.
+func (t *Transport) QueueFill() float64 {
+	if t.closed.Load() {
+		return 0
+	}
+	return float64(len(t.ch)) / float64(cap(t.ch))
+}
+
 // Sent returns how many records were enqueued in total.
 func (t *Transport) Sent() uint64 { return t.sent.Load() }
 

@@ -185,3 +185,44 @@ func TestConcurrentProducersSequencesFollowQueueOrder(t *testing.T) {
 		t.Fatalf("received %d, want 2000", total)
 	}
 }
+
+func TestQueueFill(t *testing.T) {
+	ctx := context.Background()
+	q := inmem.New(inmem.Config{Capacity: 4})
+	if got := q.QueueFill(); got != 0 {
+		t.Fatalf("empty queue: fill %v, want 0", got)
+	}
+	if err := q.InjectPayloads(ctx, payloads(2)...); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.QueueFill(); got != 0.5 {
+		t.Fatalf("2 of 4 queued: fill %v, want 0.5", got)
+	}
+	if err := q.InjectPayloads(ctx, payloads(2)...); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.QueueFill(); got != 1 {
+		t.Fatalf("full queue: fill %v, want 1", got)
+	}
+	if _, err := q.Recv(ctx, transport.Limits{MaxRecords: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.QueueFill(); got != 0.25 {
+		t.Fatalf("1 of 4 queued after a receive: fill %v, want 0.25", got)
+	}
+	// The default capacity is the denominator of a zero Config.
+	d := inmem.New(inmem.Config{})
+	if err := d.InjectPayloads(ctx, payloads(10)...); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.QueueFill(), 10.0/inmem.DefaultCapacity; got != want {
+		t.Fatalf("10 queued at the default capacity: fill %v, want %v", got, want)
+	}
+	// A closed transport discards its records: it reports an empty queue.
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.QueueFill(); got != 0 {
+		t.Fatalf("closed queue: fill %v, want 0", got)
+	}
+}
