@@ -32,11 +32,12 @@ func DefaultSensitiveKeys() []string { return sensitive.Names() }
 // connection|string, ...
 //
 // So "db_password", "X-Api-Key", "userPassword", "auth_token",
-// "Authorization", "auth_method", "session_timeout_ms", "sentry_dsn",
-// "tls_cert" and "client_key" are masked, while "mapping", "author",
-// "monkey", "keyboard", "bypass", "passenger" and "tokenizer_name" are
-// not: a word must match a rule, and "tokenizer" is a different word from
-// "token".
+// "Authorization", "auth_method", "session_id", "sentry_dsn", "tls_cert"
+// and "client_key" are masked, while "mapping", "author", "monkey",
+// "keyboard", "bypass", "passenger" and "tokenizer_name" are not: a word
+// must match a rule, and "tokenizer" is a different word from "token". A
+// key whose last word is a measure or a switch ("session_timeout_ms",
+// "token_ttl", "auth_retries") is not masked either.
 //
 // A lone "key" or "keys" ("key", "record_key", "cache_key", "key_file") is
 // not masked: in a log line it is usually a record's, a cache's or a

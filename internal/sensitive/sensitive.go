@@ -30,7 +30,7 @@
 //
 // A key whose last word names a measure or a switch rather than a value
 // (timeout, interval, ttl, ms, seconds, period, delay, duration, count,
-// size, bytes, retries, attempts, enabled) is never sensitive:
+// retries, attempts, enabled) is never sensitive:
 // "session_timeout", "token_ttl" and "secret_refresh_interval" hold a
 // number about a secret, not the secret, and stay visible.
 //
@@ -93,7 +93,7 @@ var keySources = []string{"header", "field", "column"}
 // measureWords end keys that hold a measure or a switch, never a secret.
 var measureWords = []string{
 	"timeout", "timeouts", "interval", "ttl", "ms", "sec", "secs", "seconds", "period", "delay",
-	"duration", "count", "size", "bytes", "retries", "attempts", "enabled",
+	"duration", "count", "retries", "attempts", "enabled",
 }
 
 // Names returns the built-in words and word sequences (joined by '_')

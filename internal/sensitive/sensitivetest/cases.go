@@ -19,7 +19,7 @@ var Secret = []string{
 	"api_key", "apiKey", "APIKey", "apikey", "api.key", "API_KEYS", "api_keys", "X-Api-Key", "x_api_key",
 	"xApiKey", "private_key", "privateKey", "tls.private-key", "private", "ssh_keys", "signingKeys",
 	"signingKey", "aws_secret_access_key", "AWS_ACCESS_KEY_ID", "client_key", "tls.key", "encryption_key",
-	"master_key", "storage_account_key",
+	"master_key", "storage_account_key", "private_key_bytes", "secretBytes", "PasswordBytes", "api_key_size",
 	// authentication
 	"auth", "oauth", "basic_auth", "proxyAuth", "auth.mechanism", "auth_method", "authMethod", "auth_type",
 	"authorization", "Proxy-Authorization", "authentication",
@@ -57,5 +57,5 @@ var Plain = []string{
 	"key_header", "input.http.key_header", "keyHeader", "key_field", "partition_key_column",
 	// measures and switches about a secret, not the secret
 	"session_timeout_ms", "sessionTimeout", "kafka.consumer.session_timeout", "pass_count", "token_ttl",
-	"secret_refresh_interval", "auth_retries", "password_min_size", "tls.cert.enabled",
+	"secret_refresh_interval", "auth_retries", "tls.cert.enabled",
 }
