@@ -16,7 +16,7 @@
 //		out, err := rt.Sender(ctx, "output")
 //		if err != nil { return err }
 //		rt.MarkStarted()
-//		return rt.Engine().Run(ctx, in, transform, rt.Engine().SinkTo(out))
+//		return rt.Engine().RunGoverned(ctx, in, transform, rt.Engine().SinkTo(out))
 //	}
 //
 // Main parses the command line (package cli: run, version, config-check,

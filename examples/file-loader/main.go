@@ -81,7 +81,7 @@ func load(ctx context.Context, rt *keel.Runtime) error {
 		lines += len(b.Records)
 		return b, nil
 	}
-	err = rt.Engine().Run(ctx, in, count, rt.Engine().SinkTo(out))
+	err = rt.Engine().RunGoverned(ctx, in, count, rt.Engine().SinkTo(out))
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
