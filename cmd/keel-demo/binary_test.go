@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,12 +67,14 @@ type processDemo struct {
 
 var adminLineRE = regexp.MustCompile(`admin server listening on (\S+)`)
 
-// startProcess runs the demo binary on a new data directory, with the
-// admin server on a free loopback port, lifecycle.prestop_delay set to
-// preStop through a --config file and the extra flags, and waits until it
-// printed its admin address. The process is killed at the end of the test
-// if it is still running.
-func startProcess(t *testing.T, preStop time.Duration, extra ...string) *processDemo {
+// startProcess runs the demo binary on a new data directory, with
+// lifecycle.prestop_delay set to preStop through a --config file, the
+// extra environment variables (KEY=value) and the extra flags, and waits
+// until it printed its admin address. Unless env or extra says otherwise
+// (METRICS_ADDR, --metrics-addr), the admin server is on a free loopback
+// port. The process is killed at the end of the test if it is still
+// running.
+func startProcess(t *testing.T, preStop time.Duration, env []string, extra ...string) *processDemo {
 	t.Helper()
 	bin := demoBinary(t)
 	cfg := filepath.Join(t.TempDir(), "keel-demo.yaml")
@@ -79,9 +82,12 @@ func startProcess(t *testing.T, preStop time.Duration, extra ...string) *process
 		t.Fatal(err)
 	}
 	d := &processDemo{out: &syncBuffer{}, log: &syncBuffer{}, done: make(chan struct{}), dataDir: t.TempDir()}
-	args := append([]string{"--data-dir", d.dataDir, "--admin-addr", "127.0.0.1:0", "--rate", "1000",
-		"--progress", "200ms", "--log-level", "warn", "--config", cfg}, extra...)
-	d.cmd = exec.Command(bin, args...)
+	args := []string{"--data-dir", d.dataDir, "--rate", "1000", "--progress", "200ms", "--log-level", "warn", "--config", cfg}
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "METRICS_ADDR=") }) {
+		args = append(args, "--metrics-addr", "127.0.0.1:0")
+	}
+	d.cmd = exec.Command(bin, append(args, extra...)...)
+	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start the demo binary: %v", err)
@@ -136,7 +142,7 @@ func TestDemoBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 	// The pre-stop delay holds readiness at 503 while the admin server
 	// still answers, long enough for the test to see it.
-	d := startProcess(t, 2*time.Second)
+	d := startProcess(t, 2*time.Second, nil)
 	checkServing(t, d.addr, d.dataDir)
 
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -154,7 +160,9 @@ func TestDemoBinaryStopsAfterDuration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the demo binary")
 	}
-	d := startProcess(t, 100*time.Millisecond, "--duration", "3s")
+	// The admin address comes from the environment fallback of
+	// --metrics-addr.
+	d := startProcess(t, 100*time.Millisecond, []string{"METRICS_ADDR=127.0.0.1:0"}, "--duration", "3s")
 	if code := d.waitExit(t); code != 0 {
 		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nstderr:\n%s", code, d.out, d.log)
 	}
@@ -163,4 +171,44 @@ func TestDemoBinaryStopsAfterDuration(t *testing.T) {
 		t.Errorf("no line saying --duration elapsed:\n%s", out)
 	}
 	checkSummary(t, out, d.dataDir)
+}
+
+// TestDemoBinaryStandardCommands: the built binary prints its build
+// information and checks its configuration like every keel service.
+func TestDemoBinaryStandardCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the demo binary")
+	}
+	bin := demoBinary(t)
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("version: %v", err)
+	}
+	for _, want := range []string{"keel-demo ", "module:         github.com/keel-go/keel\n", "keel version:", "go:             go1."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("version output lacks %q:\n%s", want, out)
+		}
+	}
+
+	check := exec.Command(bin, "config-check", "--brokers", "kafka-1:9092", "--data-dir", t.TempDir())
+	var stderr syncBuffer
+	check.Stderr = &stderr
+	out, err = check.Output()
+	if err != nil {
+		t.Fatalf("config-check: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "configuration is valid") || !strings.Contains(string(out), `"kafka-1:9092"`) {
+		t.Fatalf("config-check did not print the effective configuration:\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("input:\n  kafka:\n    lag_interval: soon\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check = exec.Command(bin, "config-check", "-c", bad)
+	msg, err := check.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(msg), "lag_interval") {
+		t.Fatalf("config-check of a bad file: %v, want exit 1 naming lag_interval:\n%s", err, msg)
+	}
 }

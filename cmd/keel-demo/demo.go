@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,11 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/file"
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/keel-go/keel/transport/kafka"
 )
 
 const (
@@ -27,19 +32,32 @@ const (
 	// gives up sooner when consumption stops moving for that long.
 	catchUpTimeout = 20 * time.Second
 	catchUpStall   = 8 * time.Second
+	// brokersKey is the config key of the input's brokers.
+	brokersKey = "input.kafka.brokers"
 )
 
 // demo is one run: the embedded cluster, the generator and the service.
 type demo struct {
-	opts    options
-	out     io.Writer
-	logOut  io.Writer
-	started func(adminAddr string)
-	preStop func(time.Duration) <-chan time.Time
+	opts  options
+	flags *pflag.FlagSet // the demo's own flags, bound to opts
+	// runID tags every event this run generates: the summary counts the
+	// events that carry it.
+	runID string
 
-	outPattern string // output.file.path: one file per route, {route} in the name
-	spoolDir   string
-	dlqDir     string
+	out         io.Writer
+	hookSignals <-chan os.Signal
+	signals     chan os.Signal // what the runtime sees: hookSignals (or the OS's) and --duration
+	started     func(adminAddr string)
+	preStop     func(time.Duration) <-chan time.Time
+
+	// defaultValues are App.Defaults: defaults() once the flags are
+	// parsed, with the in-process cluster's brokers once it started.
+	defaultValues map[string]any
+	brokers       []string // --brokers, or the in-process cluster's
+	newDataDir    bool     // --data-dir was empty: the directory is new
+	outPattern    string   // output.file.path: one file per route, {route} in the name
+	spoolDir      string
+	dlqDir        string
 
 	failing atomic.Bool
 
@@ -49,56 +67,68 @@ type demo struct {
 
 // stats are the service's counters.
 type stats struct {
-	consumed atomic.Int64 // records and receiver dead letters seen by process
-	sent     atomic.Int64 // records the sink accepted (delivered or spooled)
-	dead     atomic.Int64 // dead letters handed to the DLQ route
+	consumed  atomic.Int64 // this run's records and receiver dead letters seen by process
+	otherRuns atomic.Int64 // records and receiver dead letters of other runs seen by process
+	sent      atomic.Int64 // records the sink accepted (delivered or spooled)
+	dead      atomic.Int64 // dead letters handed to the DLQ route
 }
 
-func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error) {
-	if d.opts.dataDir == "" {
-		dir, err := os.MkdirTemp("", "keel-demo-*")
-		if err != nil {
-			return nil, fmt.Errorf("create the data directory: %w (set --data-dir)", err)
+// ofThisRun reports whether an event's payload carries this run's id.
+func (d *demo) ofThisRun(payload []byte) bool {
+	return bytes.Contains(payload, []byte(d.runID))
+}
+
+// run runs the service (serve) inside the demo's set-up: the data
+// directory, the in-process cluster unless --brokers, the generator, the
+// signals and --duration; then it prints the summary to out. It fails when
+// the service failed or the summary does not balance.
+func (d *demo) run(ctx context.Context, out io.Writer, serve func() error) error {
+	d.out = out
+	if d.newDataDir {
+		if err := os.Mkdir(d.opts.dataDir, 0o755); err != nil {
+			return fmt.Errorf("create the data directory: %w (set --data-dir)", err)
 		}
-		d.opts.dataDir = dir
 	}
-	d.outPattern = filepath.Join(d.opts.dataDir, "out", routePlaceholder+".ndjson")
-	d.spoolDir = filepath.Join(d.opts.dataDir, "spool", "output")
-	d.dlqDir = filepath.Join(d.opts.dataDir, "dlq")
 	if err := os.MkdirAll(filepath.Dir(d.outPattern), 0o755); err != nil {
-		return nil, fmt.Errorf("create the output directory under --data-dir %s: %w", d.opts.dataDir, err)
+		return fmt.Errorf("create the output directory under --data-dir %s: %w", d.opts.dataDir, err)
 	}
 	d.failing.Store(d.opts.failSink)
 
-	brokers := splitBrokers(d.opts.brokers)
 	origin := "--brokers"
-	if len(brokers) == 0 {
+	if len(d.brokers) == 0 {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(d.opts.partitions), d.opts.topic))
 		if err != nil {
-			return nil, fmt.Errorf("start the in-process Kafka cluster: %w", err)
+			return fmt.Errorf("start the in-process Kafka cluster: %w", err)
 		}
 		defer c.Close()
-		brokers, origin = c.ListenAddrs(), "in-process cluster"
+		d.brokers, origin = c.ListenAddrs(), "in-process cluster"
+		d.defaultValues[brokersKey] = d.brokers
 	}
-	fmt.Fprintf(d.out, "keel-demo: brokers %s (%s), topic %s, %d events/s, data in %s\n",
-		strings.Join(brokers, ","), origin, d.opts.topic, d.opts.rate, d.opts.dataDir)
+	fmt.Fprintf(d.out, "keel-demo: brokers %s (%s), topic %s, %d events/s, data in %s, run id %s\n",
+		strings.Join(d.brokers, ","), origin, d.opts.topic, d.opts.rate, d.opts.dataDir, d.runID)
 
-	// What the data directory already holds (a reused --data-dir) is not
-	// this run's: the summary counts from this baseline.
-	base, err := d.account(ctx)
+	// What the spool already holds (a reused --data-dir) is of earlier
+	// runs: the summary says so.
+	_, carriedOver, err := d.countSpool(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("count what --data-dir %s already holds: %w", d.opts.dataDir, err)
+		return fmt.Errorf("count what the spool under --data-dir %s already holds: %w", d.opts.dataDir, err)
 	}
 
-	gen, err := newGenerator(brokers, d.opts.topic, d.opts.rate)
+	gen, err := newGenerator(d.brokers, d.opts.topic, d.opts.rate, d.runID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.gen = gen
 
+	sigs := d.hookSignals
+	if sigs == nil {
+		ch := make(chan os.Signal, 2)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
 	// The runtime sees one signal channel: the OS (or test) signals and
 	// the --duration timer.
-	signals := make(chan os.Signal, 2)
 	stopForward := make(chan struct{})
 	var fwd sync.WaitGroup
 	fwd.Add(1)
@@ -113,10 +143,10 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 		for {
 			select {
 			case s := <-sigs:
-				signals <- s
+				d.signals <- s
 			case <-timeout:
 				fmt.Fprintf(d.out, "keel-demo: --duration %s elapsed, shutting down\n", d.opts.duration)
-				signals <- syscall.SIGTERM
+				d.signals <- syscall.SIGTERM
 				timeout = nil
 			case <-stopForward:
 				return
@@ -124,51 +154,30 @@ func (d *demo) run(ctx context.Context, sigs <-chan os.Signal) (*summary, error)
 		}
 	}()
 
-	app := keel.App{
-		Name:       appName,
-		Short:      "keel demo: Kafka -> parse, enrich, route -> tiered sink, one NDJSON file per route, with a DLQ",
-		Run:        d.serve,
-		Defaults:   d.defaults(brokers),
-		Transports: []string{"input", "output"},
-	}
-	opts := []keel.Option{
-		keel.WithSignals(signals),
-		keel.WithLogOutput(d.logOut),
-		keel.WithTransport(keel.TransportFile, d.fileTransport()),
-		keel.WithOverrides(map[string]any{"logging.level": d.opts.logLevel}),
-	}
-	if d.preStop != nil {
-		opts = append(opts, keel.WithPreStopTimer(d.preStop))
-	}
-	if d.opts.configFile != "" {
-		opts = append(opts, keel.WithConfigFile(d.opts.configFile))
-	}
-	runErr := keel.Run(ctx, app, opts...)
+	runErr := serve()
 	close(stopForward)
 	fwd.Wait()
 	gen.stop() // when the service failed before it started the generator
 
 	sum, err := d.account(ctx)
-	sum.delivered -= base.delivered
-	for route, n := range base.routes {
-		sum.routes[route] -= n
+	sum.carriedOver = carriedOver
+	sum.print(d.out)
+	if err = errors.Join(runErr, err); err != nil {
+		return err
 	}
-	sum.deadLettered -= base.deadLettered
-	sum.spooled -= base.spooled
-	sum.carriedOver = base.spooled
-	if err != nil {
-		return sum, errors.Join(runErr, err)
+	if !sum.balanced() {
+		return errors.New("the summary does not balance: some generated events are unaccounted for")
 	}
-	return sum, runErr
+	return nil
 }
 
 // defaults are the demo's configuration, below --config and the environment.
-func (d *demo) defaults(brokers []string) map[string]any {
-	return map[string]any{
-		"admin.addr":                              d.opts.adminAddr,
+// Without --brokers, input.kafka.brokers is set once run started the
+// in-process cluster.
+func (d *demo) defaults() map[string]any {
+	m := map[string]any{
 		"lifecycle.shutdown_timeout":              "40s",
 		"input.type":                              keel.TransportKafka,
-		"input.kafka.brokers":                     brokers,
 		"input.kafka.group":                       appName,
 		"input.kafka.topics":                      []string{d.opts.topic},
 		"input.kafka.role":                        "consumer",
@@ -189,6 +198,10 @@ func (d *demo) defaults(brokers []string) map[string]any {
 		"dlq.file.path":                     d.dlqDir,
 		"self_regulation.enabled":           true,
 	}
+	if len(d.brokers) > 0 {
+		m[brokersKey] = d.brokers
+	}
+	return m
 }
 
 // fileTransport replaces the built-in file type's sender: it routes each
@@ -311,14 +324,19 @@ func (d *demo) serve(ctx context.Context, rt *keel.Runtime) error {
 		stopEngine()
 	}()
 
+	// The consumer group's lag, as the Kafka consumer last read it.
+	lag := func() (int64, bool) { return 0, false }
+	if c, ok := keel.As[*kafka.Consumer](in); ok {
+		lag = c.LastLag
+	}
 	rt.Go("progress", func(ctx context.Context) error {
-		d.progressLoop(ctx, rt, sink)
+		d.progressLoop(ctx, rt, sink, lag)
 		return nil
 	})
 
 	rt.MarkStarted()
-	// The bound address: --admin-addr (or admin.addr in --config) may ask
-	// for port 0.
+	// The bound address: --metrics-addr (or admin.addr in --config) may
+	// ask for port 0.
 	fmt.Fprintf(d.out, "keel-demo: admin server listening on %s (/metrics, /healthz, /readyz, /startupz)\n", rt.Admin().Addr())
 	if d.started != nil {
 		d.started(rt.Admin().Addr())

@@ -24,12 +24,14 @@ const (
 
 var eventTypes = []string{"order", "payment", "click", "view", "signup"}
 
-// generator produces JSON events to Kafka at a fixed rate. generated counts
-// the events the cluster acknowledged.
+// generator produces JSON events to Kafka at a fixed rate, each with the
+// run's id in its "run" field. generated counts the events the cluster
+// acknowledged.
 type generator struct {
 	client *kgo.Client
 	topic  string
 	rate   int
+	runID  string
 
 	acked  atomic.Int64
 	failed atomic.Int64
@@ -39,7 +41,7 @@ type generator struct {
 	done                chan struct{}
 }
 
-func newGenerator(brokers []string, topic string, rate int) (*generator, error) {
+func newGenerator(brokers []string, topic string, rate int, runID string) (*generator, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.DefaultProduceTopic(topic),
@@ -49,7 +51,7 @@ func newGenerator(brokers []string, topic string, rate int) (*generator, error) 
 	if err != nil {
 		return nil, fmt.Errorf("create the load generator's Kafka client for --brokers %v: %w", brokers, err)
 	}
-	return &generator{client: cl, topic: topic, rate: rate, done: make(chan struct{})}, nil
+	return &generator{client: cl, topic: topic, rate: rate, runID: runID, done: make(chan struct{})}, nil
 }
 
 // start starts producing in the background.
@@ -100,7 +102,7 @@ func (g *generator) loop(ctx context.Context) {
 					return
 				}
 				seq++
-				g.client.Produce(context.WithoutCancel(ctx), &kgo.Record{Value: event(seq)}, g.promise)
+				g.client.Produce(context.WithoutCancel(ctx), &kgo.Record{Value: event(g.runID, seq)}, g.promise)
 			}
 		}
 	}
@@ -114,19 +116,20 @@ func (g *generator) promise(_ *kgo.Record, err error) {
 	g.acked.Add(1)
 }
 
-// event returns the seq-th event: mostly valid JSON, with a share of
-// malformed and poison events.
-func event(seq int64) []byte {
+// event returns the seq-th event of the run: mostly valid JSON, with a
+// share of malformed and poison events. Every one, malformed or not,
+// carries the run id.
+func event(runID string, seq int64) []byte {
 	typ := eventTypes[rand.IntN(len(eventTypes))]
-	id := strconv.FormatInt(seq, 10)
+	head := `{"run":"` + runID + `","id":` + strconv.FormatInt(seq, 10) + `,"type":"` + typ + `","amount":`
 	switch {
 	case seq%malformedEvery == malformedEvery/2:
-		return []byte(`{"id":` + id + `,"type":"` + typ + `","amount":`) // truncated
+		return []byte(head) // truncated
 	case seq%poisonEvery == poisonEvery*3/8:
-		return []byte(`{"id":` + id + `,"type":"` + typ + `","amount":"NaN","user":"u` + strconv.Itoa(rand.IntN(500)) + `"}`)
+		return []byte(head + `"NaN","user":"u` + strconv.Itoa(rand.IntN(500)) + `"}`)
 	default:
 		amount := strconv.FormatFloat(float64(rand.IntN(100000))/100, 'f', 2, 64)
-		return []byte(`{"id":` + id + `,"type":"` + typ + `","amount":` + amount + `,"user":"u` +
-			strconv.Itoa(rand.IntN(500)) + `","ts":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`)
+		return []byte(head + amount + `,"user":"u` + strconv.Itoa(rand.IntN(500)) + `","ts":"` +
+			time.Now().UTC().Format(time.RFC3339Nano) + `"}`)
 	}
 }

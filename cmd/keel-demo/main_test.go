@@ -3,19 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/keel-go/keel"
 	"github.com/keel-go/keel/internal/keeltest"
 	"github.com/keel-go/keel/transport/kafka/kafkatest"
 )
@@ -43,7 +53,7 @@ func startDemo(t *testing.T, extra ...string) *startedDemo {
 		dataDir: t.TempDir(),
 	}
 	addrs := make(chan string, 1)
-	args := append([]string{"--data-dir", d.dataDir, "--admin-addr", "127.0.0.1:0", "--rate", "1000",
+	args := append([]string{"--data-dir", d.dataDir, "--metrics-addr", "127.0.0.1:0", "--rate", "1000",
 		"--progress", "200ms", "--log-level", "warn"}, extra...)
 	hooks := runHooks{
 		signals: d.signals,
@@ -112,7 +122,7 @@ func outPattern(dataDir string) string {
 // routeLines counts the lines of each route file under dataDir, by route.
 func routeLines(t *testing.T, dataDir string) map[string]int64 {
 	t.Helper()
-	n, err := countRoutes(outPattern(dataDir))
+	n, err := countRoutes(outPattern(dataDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +164,30 @@ func checkServing(t *testing.T, addr, dataDir string) {
 		}
 	}
 	code, body := get(t, base+"/metrics")
-	if code != http.StatusOK || !strings.Contains(body, "keel_") {
-		t.Fatalf("/metrics: status %d, body without keel_ metrics:\n%.500s", code, body)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: status %d:\n%.500s", code, body)
+	}
+	if n := metricValue(t, body, "keel_engine_records_received_total"); n <= 0 {
+		t.Fatalf("/metrics: keel_engine_records_received_total is %v after records were delivered", n)
 	}
 	waitFor(t, "/readyz 200", func() bool { c, _ := get(t, base+"/readyz"); return c == http.StatusOK })
 	if c, body := get(t, base+"/healthz"); c != http.StatusOK {
 		t.Fatalf("/healthz: status %d, want 200: %s", c, body)
 	}
+}
+
+// metricValue parses the Prometheus text exposition of /metrics and returns
+// the value of the metric name, summed over its series.
+func metricValue(t *testing.T, text, name string) float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%.500s", err, text)
+	}
+	return keeltest.MetricValue(t, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return slices.Collect(maps.Values(mfs)), nil
+	}), name, nil)
 }
 
 // waitDraining waits until the demo at addr answers /readyz with 503
@@ -237,12 +264,17 @@ func checkRouteFile(t *testing.T, path, route string) {
 	}
 }
 
+var progressLagRE = regexp.MustCompile(`progress: .* lag (\d+) .* consumed (\d+) generated (\d+)`)
+
 func TestDemoProcessesServesProbesAndBalancesOnSIGTERM(t *testing.T) {
 	d := startDemo(t)
 	checkServing(t, d.addr, d.dataDir)
 	if !strings.Contains(d.out.String(), "(in-process cluster)") {
 		t.Errorf("without --brokers the demo did not start its in-process cluster:\n%s", d.out)
 	}
+	// The progress line reports the consumer group's lag once the Kafka
+	// consumer read it, beside this run's consumed and generated events.
+	waitFor(t, "a progress line with the consumer lag", func() bool { return progressLagRE.MatchString(d.out.String()) })
 
 	// SIGTERM: readiness turns 503 first, while the admin server still
 	// answers (the pre-stop delay is held open by the test).
@@ -286,6 +318,48 @@ func TestDemoWithBrokersUsesThem(t *testing.T) {
 	}
 }
 
+// TestDemoReusedTopicBalancesForThisRun: the topic already holds events of
+// an earlier run; the demo consumes and delivers them too, but its summary
+// counts only this run's events, balances, and reports the others apart.
+func TestDemoReusedTopicBalancesForThisRun(t *testing.T) {
+	const (
+		topic   = "reused-events"
+		earlier = 300
+		prevRun = "fedcba9876543210"
+	)
+	cluster := kafkatest.Start(t, kfake.SeedTopics(2, topic))
+	recs := make([]*kgo.Record, earlier)
+	var earlierValid int64
+	for i := range recs {
+		recs[i] = &kgo.Record{Value: event(prevRun, int64(i+1))}
+		if _, _, reason := enrich(recs[i].Value, "now"); reason == "" {
+			earlierValid++
+		}
+	}
+	cluster.Produce(t, topic, recs...)
+
+	d := startDemo(t, "--brokers", strings.Join(cluster.Addrs(), ","), "--topic", topic)
+	waitFor(t, "this run's records delivered", func() bool { return delivered(t, d.dataDir) >= earlierValid+200 })
+	d.signals <- syscall.SIGTERM
+	close(d.preStop)
+	if code := d.waitExit(t); code != 0 {
+		t.Fatalf("exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, d.out, d.log)
+	}
+	out := d.out.String()
+	c := parseSummary(t, out)
+	if c.generated == 0 || c.generated != c.delivered+c.dead+c.spooled {
+		t.Fatalf("this run's summary does not balance: %+v\n%s", c, out)
+	}
+	if want := fmt.Sprintf("other runs' events: %d consumed from topic %s", earlier, topic); !strings.Contains(out, want) {
+		t.Fatalf("the summary does not report %q:\n%s", want, out)
+	}
+	// The route files hold this run's deliveries and the earlier run's
+	// valid events.
+	if got := delivered(t, d.dataDir); got != c.delivered+earlierValid {
+		t.Fatalf("the route files hold %d lines, want this run's %d + the earlier run's %d", got, c.delivered, earlierValid)
+	}
+}
+
 func TestDemoFailSinkSpillsToSpoolAndBalances(t *testing.T) {
 	d := startDemo(t, "--fail-sink")
 	waitFor(t, "spooled records", func() bool {
@@ -308,23 +382,126 @@ func TestDemoFailSinkSpillsToSpoolAndBalances(t *testing.T) {
 	if c.generated != c.delivered+c.dead+c.spooled {
 		t.Fatalf("summary does not balance: %+v\n%s", c, d.out)
 	}
+
+	// A second run on the same --data-dir finds the first run's records in
+	// the spool and delivers them, but counts only its own events.
+	again := startDemo(t, "--data-dir", d.dataDir)
+	waitFor(t, "the spool replayed and new records delivered", func() bool { return delivered(t, d.dataDir) >= c.spooled+200 })
+	again.signals <- syscall.SIGTERM
+	close(again.preStop)
+	if code := again.waitExit(t); code != 0 {
+		t.Fatalf("second run: exit status %d, want 0\nstdout:\n%s\nlog:\n%s", code, again.out, again.log)
+	}
+	out := again.out.String()
+	c2 := parseSummary(t, out)
+	if c2.generated == 0 || c2.generated != c2.delivered+c2.dead+c2.spooled {
+		t.Fatalf("second run: summary does not balance: %+v\n%s", c2, out)
+	}
+	if want := fmt.Sprintf("the spool held %d records of earlier runs at start", c.spooled); !strings.Contains(out, want) {
+		t.Fatalf("second run: the summary does not report %q:\n%s", want, out)
+	}
+	if got := delivered(t, d.dataDir); got <= c2.delivered {
+		t.Fatalf("the route files hold %d lines, no more than the second run's %d: the first run's spooled records were not delivered", got, c2.delivered)
+	}
 }
 
 func TestDemoRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"--rate", "0"},
-		{"--progress", "0s"},
-		{"--duration", "-1s"},
-		{"stray"},
-		{"--no-such-flag"},
+	for _, tc := range []struct {
+		args []string
+		want string // in the message on stderr
+	}{
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--progress", "0s"}, "--progress"},
+		{[]string{"--duration", "-1s"}, "--duration"},
+		{[]string{"--partitions", "0"}, "--partitions"},
+		{[]string{"config-check", "--rate", "-5"}, "--rate"},
+		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--metrics-addr", "9090"}, "--metrics-addr"},
+		{[]string{"stray"}, "stray"},
+		{[]string{"--no-such-flag"}, "--no-such-flag"},
 	} {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), args, &out, &errOut, runHooks{}); code != 2 {
-			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errOut.String())
+		if code := run(context.Background(), tc.args, &out, &errOut, runHooks{}); code != keel.ExitError {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, keel.ExitError, errOut.String())
 		}
-		if errOut.Len() == 0 {
-			t.Errorf("%v: no message on stderr", args)
+		if !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: stderr %q does not name %s", tc.args, errOut.String(), tc.want)
 		}
+		if strings.Contains(out.String(), "keel-demo: brokers") {
+			t.Errorf("%v: the demo started despite the bad command line:\n%s", tc.args, out.String())
+		}
+	}
+}
+
+// TestDemoStandardCommands: the demo has the commands of every keel
+// service; none of them starts the pipeline.
+func TestDemoStandardCommands(t *testing.T) {
+	const planted = "sasl-pass-never-print"
+	cfg := filepath.Join(t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(cfg, []byte("input:\n  kafka:\n    sasl_mechanism: plain\n    security_protocol: sasl_ssl\n    sasl_username: demo\n    sasl_password: "+planted+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	exec := func(args ...string) (stdout, stderr string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut, runHooks{}); code != 0 {
+			t.Fatalf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out.String(), errOut.String())
+		}
+		if strings.Contains(out.String(), "keel-demo: brokers") {
+			t.Fatalf("%v started the pipeline:\n%s", args, out.String())
+		}
+		if strings.Contains(out.String()+errOut.String(), planted) {
+			t.Fatalf("%v printed a secret:\n%s\n%s", args, out.String(), errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+
+	stdout, stderr := exec("config-check", "-c", cfg, "--brokers", "kafka-1:9092,kafka-2:9092", "--data-dir", dataDir, "--metrics-addr", "127.0.0.1:9191")
+	if !strings.Contains(stderr, "configuration is valid") || !strings.Contains(stderr, "127.0.0.1:9191") {
+		t.Errorf("config-check stderr lacks the verdict or the --metrics-addr:\n%s", stderr)
+	}
+	var dump struct {
+		Effective struct {
+			Input struct {
+				Type  string `json:"type"`
+				Kafka struct {
+					Brokers      []string `json:"brokers"`
+					SASLPassword string   `json:"sasl_password"`
+				} `json:"kafka"`
+			} `json:"input"`
+			Output struct {
+				File struct {
+					Path string `json:"path"`
+				} `json:"file"`
+			} `json:"output"`
+		} `json:"effective"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &dump); err != nil {
+		t.Fatalf("config-check stdout is not the JSON dump: %v\n%s", err, stdout)
+	}
+	in := dump.Effective.Input
+	if in.Type != keel.TransportKafka || !slices.Equal(in.Kafka.Brokers, []string{"kafka-1:9092", "kafka-2:9092"}) || in.Kafka.SASLPassword == "" {
+		t.Errorf("config-check: input %+v, want kafka with the --brokers and a redacted password", in)
+	}
+	if want := outPattern(dataDir); dump.Effective.Output.File.Path != want {
+		t.Errorf("config-check: output.file.path %q, want %q", dump.Effective.Output.File.Path, want)
+	}
+	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) != 0 {
+		t.Errorf("config-check wrote into --data-dir: %v %v", entries, err)
+	}
+
+	stdout, _ = exec("version")
+	if !strings.HasPrefix(stdout, "keel-demo ") || !strings.Contains(stdout, "keel version:") || !strings.Contains(stdout, "go:") {
+		t.Errorf("version:\n%s", stdout)
+	}
+	stdout, _ = exec("config-defaults", "--format", "json")
+	if !strings.Contains(stdout, `"input"`) || !strings.Contains(stdout, `"auto_offset_reset": "earliest"`) {
+		t.Errorf("config-defaults lacks the demo's input defaults:\n%.2000s", stdout)
+	}
+	stdout, _ = exec("metrics-manifest")
+	if !strings.Contains(stdout, "keel_engine_records_received_total") {
+		t.Errorf("metrics-manifest lacks the engine's metrics:\n%.2000s", stdout)
 	}
 }
 
@@ -355,7 +532,7 @@ func TestEnrich(t *testing.T) {
 func TestGeneratedEventsMix(t *testing.T) {
 	var malformed, poison, ok int
 	for i := int64(1); i <= 20000; i++ {
-		_, _, reason := enrich(event(i), "now")
+		_, _, reason := enrich(event("0123456789abcdef", i), "now")
 		switch {
 		case strings.HasPrefix(reason, "malformed"):
 			malformed++

@@ -21,13 +21,26 @@ var routes = map[string]string{
 // defaultRoute is the destination of a type routes does not name.
 const defaultRoute = "misc"
 
-// process parses, enriches and routes one block: a payload that is not
+// process parses, enriches and routes one block, counting this run's
+// events and those of other runs apart: a payload that is not
 // JSON, or an event whose amount is not a number (a poison event), becomes
 // a dead letter with the reason; every other event gets the fields route,
 // amount_cents and processed_at, and its route as the record key and the
 // route header, by which the output sender writes it to its route's file.
 func (d *demo) process(_ context.Context, b transport.Batch) (transport.Batch, error) {
-	d.stats.consumed.Add(int64(len(b.Records) + len(b.DeadLetters)))
+	var mine int64
+	for _, rec := range b.Records {
+		if d.ofThisRun(rec.Payload) {
+			mine++
+		}
+	}
+	for _, dl := range b.DeadLetters {
+		if d.ofThisRun(dl.Record.Payload) {
+			mine++
+		}
+	}
+	d.stats.consumed.Add(mine)
+	d.stats.otherRuns.Add(int64(len(b.Records)+len(b.DeadLetters)) - mine)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	out := make([]transport.Record, 0, len(b.Records))
 	var dead []transport.DeadLetter

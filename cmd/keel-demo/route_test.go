@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -74,12 +75,16 @@ func TestRoutedSenderWritesEachRouteToItsFile(t *testing.T) {
 			t.Errorf("route %s: file holds %q, want %q", route, got, want)
 		}
 	}
-	n, err := countRoutes(pattern)
+	n, err := countRoutes(pattern, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(n) != 4 || n["orders"] != 2 || n["billing"] != 2 || n["analytics"] != 1 || n["misc"] != 4 {
 		t.Fatalf("countRoutes: %v", n)
+	}
+	odd := func(line []byte) bool { return regexp.MustCompile(`"n":[13579]\}`).Match(line) }
+	if n, err = countRoutes(pattern, odd); err != nil || n["orders"] != 2 || n["billing"] != 1 || n["analytics"] != 0 || n["misc"] != 2 {
+		t.Fatalf("countRoutes of the odd lines: %v %v", n, err)
 	}
 	if err := s.Health(ctx); err != nil {
 		t.Fatalf("health: %v", err)
