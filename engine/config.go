@@ -286,23 +286,24 @@ type DeadLetterRouter func(ctx context.Context, letters []transport.DeadLetter) 
 // cancellation, no memory accounting, no byte budget, a private worker
 // pool and the default metrics registry.
 //
-// The fields with koanf tags are the batch_processing config section:
+// The fields with koanf tags are the batch_processing config section,
+// shown with its defaults (as in docs/configuration.md):
 //
 //	batch_processing:
 //	  max_chunk_size: 10000
-//	  max_bytes: 0
+//	  max_bytes: 0                 # 0: no byte cap
 //	  commit_mode: auto            # auto | sink_managed
-//	  dead_letter_policy: reject   # reject | discard | route
+//	  dead_letter_policy: default  # default | reject | discard | route
 //	  parse_error_action: dead_letter  # dead_letter | skip | fail_batch
 //	  format: auto                 # auto | json | msgpack
 //	  format_lock: false           # RunParsed: lock to the first format seen
-//	  format_relock_after: 16
+//	  format_relock_after: 0       # 0: codec.DefaultRelockAfter (16)
 //	  max_depth: 64
 //	  intern_keys: false
-//	  sub_block_bytes: 1048576
-//	  tick_interval: 5s
-//	  routing_field: _table
-//	  pre_route_filters: []
+//	  sub_block_bytes: 0           # RunStreaming: 0 is one record per sub-block
+//	  tick_interval: 0s            # 0: no ticker; > 0 needs Config.OnTick
+//	  routing_field: ""
+//	  pre_route_filters: null
 //	  drain_timeout: 10s           # negative: abandon the block in flight at once
 //
 // The other fields are wiring set in code.

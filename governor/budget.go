@@ -26,16 +26,34 @@ import (
 // and then moves the budget once:
 //
 //  1. pressure (the pressure signal given with WithPressureSignal is true;
-//     a Governor's is true when one of its gates was held at any
-//     evaluation since the previous Observe, is held now, or the level is
-//     at pause_at now, so pressure seen while a block was in flight counts
-//     even though the block released its memory before Observe):
-//     budget = max(floor(budget × decrease_factor), min_bytes),
-//     whatever rho says;
+//     a Governor's is true when its hard sources alone hold or held the
+//     pause_at/resume_at latch: at a gate evaluation since the previous
+//     Observe, or now, so pressure seen while a block was in flight counts
+//     even though the block released its memory before Observe; soft
+//     sources never force it): budget = max(floor(budget ×
+//     decrease_factor), min_bytes), whatever rho says;
 //  2. behind (rho > target_rho, default 0.7; or ema_i = 0 while
-//     ema_p > 0, blocks arriving back to back): the same decrease;
-//  3. otherwise slack (both averages 0 counts as slack):
-//     budget = min(budget + step_bytes, max_bytes).
+//     ema_p > 0, blocks arriving back to back) while memory is at risk:
+//     the same decrease. Memory is at risk when no risk signal was given
+//     (WithMemoryRisk), or when the signal is true; a Governor's is true
+//     when its hard level, at a gate evaluation since the previous
+//     Observe or now, is at or above self_regulation.resume_at (0.65);
+//  3. otherwise (slack, both averages 0, or behind while memory is not at
+//     risk) the increase: budget = min(budget + step_bytes, max_bytes).
+//
+// Behind at low memory pressure grows the budget, unlike the reference
+// design, where every behind block shrinks it. The receive interval the
+// engine reports runs from the end of one receive to the end of the next,
+// so it holds the previous block's processing: under a backlog every
+// receive returns at once, rho is close to 1 whatever the block size, and
+// the reference rule walks the budget to min_bytes. Smaller blocks do not
+// help a pipeline catch up (each block has a fixed cost), they only hold
+// less memory, so keel shrinks on behind only when memory is at risk and
+// otherwise lets the budget climb back to the size that processes a
+// backlog cheapest. Hard pressure still forces the decrease (rule 1), and
+// the block ceiling (see BlockCeiling) bounds every block whatever the
+// budget. A budget built alone, without WithMemoryRisk, follows the
+// reference rule.
 //
 // The budget is never below min_bytes, which is at least 1, and never
 // above max_bytes. Decreases are multiplicative and increases linear, so
@@ -50,6 +68,7 @@ type Budget struct {
 	env       BudgetConfig // sanitised, every field set
 	ceiling   int64        // the block ceiling applied to env; 0 = none
 	pressured func() bool
+	atRisk    func() bool
 
 	mu          sync.Mutex
 	seeded      bool
@@ -57,6 +76,7 @@ type Budget struct {
 	obs, incs   uint64
 	decBehind   uint64
 	decPressure uint64
+	behindSafe  uint64
 
 	gauge, block             prometheus.Gauge
 	behindCount, pressureCnt prometheus.Counter
@@ -81,6 +101,10 @@ type BudgetStats struct {
 	DecreasesBehind uint64 `json:"decreases_behind"`
 	// DecreasesPressure counts decreases forced by hard pressure.
 	DecreasesPressure uint64 `json:"decreases_pressure"`
+	// BehindNotAtRisk counts observations that found the pipeline behind
+	// while memory was not at risk (WithMemoryRisk false): each grew the
+	// budget and is counted in Increases too.
+	BehindNotAtRisk uint64 `json:"behind_not_at_risk"`
 }
 
 // NewBudget returns a budget with the envelope of profile p, overridden by
@@ -91,7 +115,8 @@ type BudgetStats struct {
 // names the key, such as self_regulation.budget.max_bytes. With
 // WithBlockCeiling, start_bytes, min_bytes and max_bytes are then capped
 // at the ceiling, with a warning for each override the cap lowers. It
-// takes WithMetrics, WithLogger, WithPressureSignal and WithBlockCeiling.
+// takes WithMetrics, WithLogger, WithPressureSignal, WithMemoryRisk and
+// WithBlockCeiling.
 func NewBudget(p Profile, over BudgetConfig, opts ...Option) *Budget {
 	o := collect(opts)
 	env, warnings := sanitizeBudget(p, over, o.ceiling)
@@ -101,7 +126,7 @@ func NewBudget(p Profile, over BudgetConfig, opts ...Option) *Budget {
 	}
 	m := newBudgetInstruments(o.registry())
 	b := &Budget{
-		env: env, ceiling: max(o.ceiling, 0), pressured: o.pressured,
+		env: env, ceiling: max(o.ceiling, 0), pressured: o.pressured, atRisk: o.atRisk,
 		gauge: m.bytes, block: m.block,
 		behindCount: m.decreases.With("behind"), pressureCnt: m.decreases.With("pressure"),
 	}
@@ -306,7 +331,10 @@ func (b *Budget) Observe(bytes int64, processTime, ingestInterval time.Duration)
 	if b == nil {
 		return
 	}
+	// Both signals are read at every Observe: each consumes what it saw
+	// since the previous one.
 	pressured := b.pressured != nil && b.pressured()
+	atRisk := b.atRisk == nil || b.atRisk()
 	ps, is := seconds(processTime), seconds(ingestInterval)
 
 	b.mu.Lock()
@@ -325,8 +353,14 @@ func (b *Budget) Observe(bytes int64, processTime, ingestInterval time.Duration)
 		next, reason = b.decrease(cur), b.pressureCnt
 		b.decPressure++
 	case b.behind():
-		next, reason = b.decrease(cur), b.behindCount
-		b.decBehind++
+		if atRisk {
+			next, reason = b.decrease(cur), b.behindCount
+			b.decBehind++
+			break
+		}
+		b.behindSafe++
+		next = b.increase(cur)
+		b.incs++
 	default:
 		next = b.increase(cur)
 		b.incs++
@@ -371,7 +405,7 @@ func (b *Budget) Stats() BudgetStats {
 	defer b.mu.Unlock()
 	s := BudgetStats{
 		Bytes: b.bytes.Load(), ProcessEMA: b.emaP, IngestEMA: b.emaI, Observations: b.obs,
-		Increases: b.incs, DecreasesBehind: b.decBehind, DecreasesPressure: b.decPressure,
+		Increases: b.incs, DecreasesBehind: b.decBehind, DecreasesPressure: b.decPressure, BehindNotAtRisk: b.behindSafe,
 	}
 	switch {
 	case b.emaI > 0:

@@ -326,3 +326,61 @@ func TestBudgetConcurrentObserve(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// With a memory-risk signal, a behind block shrinks the budget only while
+// the signal is true; otherwise it grows the budget by a step and is
+// counted as behind without risk. The averages learn either way.
+func TestBudgetBehindShrinksOnlyAtRisk(t *testing.T) {
+	reg := testRegistry()
+	var risk atomic.Bool
+	calls := 0
+	b := governor.NewBudget(governor.ProfileThroughput,
+		governor.BudgetConfig{StartBytes: 20000, MinBytes: 1024, MaxBytes: 40000, StepBytes: 5000, EMAAlpha: 1},
+		governor.WithMetrics(reg), governor.WithLogger(quietLogger()),
+		governor.WithMemoryRisk(func() bool { calls++; return risk.Load() }))
+	steps := []struct {
+		process, ingest time.Duration
+		risk            bool
+		want            int64
+	}{
+		{95 * ms, 100 * ms, false, 25000},  // rho 0.95, behind, no risk: one step up
+		{95 * ms, 100 * ms, false, 30000},  // still behind, still no risk
+		{5 * ms, 0, false, 35000},          // back to back with work: behind, no risk
+		{95 * ms, 100 * ms, true, 17500},   // behind at risk: halved
+		{95 * ms, 100 * ms, true, 8750},    // and again
+		{10 * ms, 100 * ms, true, 13750},   // slack at risk: one step up
+		{95 * ms, 100 * ms, false, 18750},  // behind, risk gone: one step up
+		{95 * ms, 100 * ms, true, 9375},    // behind at risk
+		{100 * ms, 100 * ms, false, 14375}, // rho 1, no risk
+	}
+	for n, s := range steps {
+		risk.Store(s.risk)
+		b.Observe(1, s.process, s.ingest)
+		if b.Bytes() != s.want {
+			t.Fatalf("step %d (risk %v): budget %d, want %d", n, s.risk, b.Bytes(), s.want)
+		}
+		if st := b.Stats(); !near(st.ProcessEMA, s.process.Seconds()) || !near(st.IngestEMA, s.ingest.Seconds()) {
+			t.Fatalf("step %d: averages %+v", n, st)
+		}
+	}
+	st := b.Stats()
+	if st.Observations != 9 || st.DecreasesBehind != 3 || st.BehindNotAtRisk != 5 || st.Increases != 6 || st.DecreasesPressure != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if testutil.ToFloat64(decreases(reg, "behind")) != 3 {
+		t.Fatal("behind decrease counter")
+	}
+	if calls != 9 {
+		t.Fatalf("the risk signal was read %d times, want once per Observe (9)", calls)
+	}
+}
+
+// The pressure signal forces the decrease whatever the risk signal says.
+func TestBudgetPressureOverridesRisk(t *testing.T) {
+	b := newTestBudget(t, governor.BudgetConfig{StartBytes: 8 * kib, MinBytes: kib, MaxBytes: 16 * kib, StepBytes: kib},
+		governor.WithPressureSignal(func() bool { return true }), governor.WithMemoryRisk(func() bool { return false }))
+	b.Observe(1, 10*ms, 100*ms)
+	if st := b.Stats(); b.Bytes() != 4*kib || st.DecreasesPressure != 1 || st.BehindNotAtRisk != 0 {
+		t.Fatalf("budget %d, stats %+v", b.Bytes(), st)
+	}
+}

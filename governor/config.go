@@ -62,10 +62,11 @@ const (
 //	low_latency   1 MiB     4 KiB    8 MiB   64 KiB   500
 //
 // The budget starts big (start) so that a cold pipeline is not throttled,
-// and lets decreases find the level. The floor (min) is where the budget
-// settles while the pipeline is saturated (a backlog makes the utilisation
-// about 1, which counts as behind) and the smallest block hard memory
-// pressure can force, so it sets the throughput under sustained load.
+// and lets decreases find the level. The floor (min) is the smallest
+// block that memory pressure can force: hard pressure, or a saturated
+// pipeline (a backlog makes the utilisation about 1, which counts as
+// behind) while the hard level is at or above resume_at. A backlog at
+// low memory pressure grows the budget instead (see Budget).
 //
 // The table is the envelope on a large machine. New caps start, min and
 // max at the block ceiling, the memory guard's limit times

@@ -86,9 +86,9 @@ type Gate struct {
 	resumes atomic.Uint64
 	errs    atomic.Uint64
 
-	// onHold runs under evalMu at every evaluation that finds the latch
-	// engaged; set before the gate is shared.
-	onHold func()
+	// onEval runs under evalMu at every evaluation with the highest hard
+	// ratio of the same sampling; set before the gate is shared.
+	onEval func(hard float64)
 
 	lastErrLog atomic.Int64
 }
@@ -137,11 +137,11 @@ func (g *Gate) Evaluate(ctx context.Context) (held bool, err error) {
 	}
 	g.evalMu.Lock()
 	defer g.evalMu.Unlock()
-	lvl := g.pressure.Level()
+	lvl, hard := g.pressure.levels()
 	g.level.Store(math.Float64bits(lvl))
 	want := g.latch.Update(lvl)
-	if want && g.onHold != nil {
-		g.onHold()
+	if g.onEval != nil {
+		g.onEval(hard)
 	}
 	cur := g.held.Load()
 	if want == cur {

@@ -3,6 +3,7 @@ package governor
 import (
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -50,11 +51,19 @@ type Governor struct {
 	mu    sync.Mutex
 	gates []*Gate
 
-	// pressured is set by every gate evaluation that finds its latch
+	// hardLatch is the hold the hard sources alone would cause: the
+	// latch of pause_at and resume_at fed the highest hard ratio at every
+	// gate evaluation and at every Observe. Soft sources brake intake
+	// through the gates but never force the budget down.
+	hardLatch *Latch
+	// pressured is set by every gate evaluation that finds hardLatch
 	// engaged and consumed by the budget's next Observe, so that pressure
 	// seen while a block was in flight shrinks the next block even when
 	// the block's memory was released before Observe.
 	pressured atomic.Bool
+	// hardPeak holds the float64 bits of the highest hard ratio seen by a
+	// gate evaluation since the budget's previous Observe.
+	hardPeak atomic.Uint64
 }
 
 // New builds the governor of the self_regulation section cfg. With
@@ -83,7 +92,8 @@ func New(cfg Config, opts ...Option) (*Governor, error) {
 		return nil, err
 	}
 	c := cfg.WithDefaults()
-	g := &Governor{cfg: c, pressure: &Pressure{}, reg: o.registry(), log: log}
+	g := &Governor{cfg: c, pressure: &Pressure{}, reg: o.registry(), log: log,
+		hardLatch: &Latch{pauseAt: c.PauseAt, resumeAt: c.ResumeAt}}
 
 	used := make(map[string]bool, len(c.Weights))
 	hard := 0
@@ -121,8 +131,11 @@ func New(cfg Config, opts ...Option) (*Governor, error) {
 	}
 	registerPressureGauge(g.reg, g.pressure)
 	ceiling := blockCeiling(o.sources, c.MaxBlockFraction, log)
-	g.budget = NewBudget(c.Profile, c.Budget, WithMetrics(g.reg), WithLogger(log), WithPressureSignal(g.pressureSignal),
-		WithBlockCeiling(ceiling))
+	budgetOpts := []Option{WithMetrics(g.reg), WithLogger(log), WithPressureSignal(g.pressureSignal), WithBlockCeiling(ceiling)}
+	if hard > 0 {
+		budgetOpts = append(budgetOpts, WithMemoryRisk(g.memoryAtRisk))
+	}
+	g.budget = NewBudget(c.Profile, c.Budget, budgetOpts...)
 	g.gate = g.NewGate(o.actSource, o.act)
 	log.Info("governor: self-regulation on", "profile", c.Profile.String(), "pause_at", c.PauseAt, "resume_at", c.ResumeAt,
 		"interval", c.Interval.String(), "sources", g.pressure.Len(), "hard_sources", hard,
@@ -153,19 +166,38 @@ func blockCeiling(sources []Source, fraction float64, log *slog.Logger) int64 {
 	return BlockCeiling(limit, fraction)
 }
 
-// pressureSignal is the budget's hard-pressure signal: a gate found its
-// latch engaged since the previous Observe, a gate is held now, or the
-// level is at pause_at now.
+// pressureSignal is the budget's hard-pressure signal: the hard latch
+// was engaged at a gate evaluation since the previous Observe, or is
+// engaged now, fed the hard level of this moment. Only hard sources count:
+// a saturated soft source holds the gates (it brakes intake) but does not
+// shrink the budget.
 func (g *Governor) pressureSignal() bool {
-	if g.pressured.Swap(false) {
-		return true
+	held := g.hardLatch.Update(g.pressure.HardLevel())
+	return g.pressured.Swap(false) || held
+}
+
+// memoryAtRisk is the budget's memory-risk signal: the highest hard ratio
+// seen by a gate evaluation since the previous Observe, or sampled now,
+// is at or above resume_at. Under it a block found behind does not shrink
+// the budget (see Budget).
+func (g *Governor) memoryAtRisk() bool {
+	peak := math.Float64frombits(g.hardPeak.Swap(0))
+	return max(peak, g.pressure.HardLevel()) >= g.cfg.ResumeAt
+}
+
+// noteHard records the hard ratio sampled by a gate evaluation: it feeds
+// the hard latch, marks the budget's next Observe as pressured when the
+// latch is engaged, and raises the peak memoryAtRisk reads.
+func (g *Governor) noteHard(hard float64) {
+	if g.hardLatch.Update(hard) {
+		g.pressured.Store(true)
 	}
-	for _, gt := range g.gateList() {
-		if gt.Held() {
-			return true
+	for {
+		cur := g.hardPeak.Load()
+		if hard <= math.Float64frombits(cur) || g.hardPeak.CompareAndSwap(cur, math.Float64bits(hard)) {
+			return
 		}
 	}
-	return g.pressure.Level() >= g.cfg.PauseAt
 }
 
 // NewGate adds a gate for another source, sharing the governor's pressure
@@ -184,7 +216,7 @@ func (g *Governor) NewGate(source string, act Actuator) *Gate {
 	l := &Latch{pauseAt: g.cfg.PauseAt, resumeAt: g.cfg.ResumeAt}
 	obs := ObserveActuator(source, act, WithMetrics(g.reg), WithLogger(g.log), withPressure(g.pressure))
 	gt := NewGate(source, g.pressure, l, obs, WithLogger(g.log))
-	gt.onHold = func() { g.pressured.Store(true) }
+	gt.onEval = g.noteHard
 	g.mu.Lock()
 	g.gates = append(g.gates, gt)
 	g.mu.Unlock()

@@ -263,3 +263,130 @@ func TestRunEvaluatesEveryGate(t *testing.T) {
 		t.Fatal("gates still held")
 	}
 }
+
+// Only hard pressure forces the budget down. A saturated soft source of
+// weight 1 holds the gate, so it brakes intake, but with slack timings the
+// budget grows; a hard source at the same level shrinks it, and keeps
+// shrinking it while the hard level stays inside the hysteresis band after
+// a hold.
+func TestOnlyHardPressureForcesDecrease(t *testing.T) {
+	mem := newDial("memory", true, 0)
+	queue := newDial("queue", false, 0)
+	g, reg := newGovernor(t, governor.Config{
+		Budget:  governor.BudgetConfig{StartBytes: 64 * kib, MinBytes: kib, MaxBytes: 128 * kib, StepBytes: kib},
+		Weights: map[string]float64{"queue": 1},
+	}, governor.WithSource(mem), governor.WithSource(queue))
+	b := g.Budget()
+	ctx := context.Background()
+	slack := func() { b.Observe(1000, 10*ms, 100*ms) } // rho 0.1
+
+	queue.set(1)
+	if held, err := g.Gate().Evaluate(ctx); !held || err != nil {
+		t.Fatalf("saturated soft source: held %v err %v, want the gate held", held, err)
+	}
+	slack()
+	slack()
+	if b.Bytes() != 66*kib {
+		t.Fatalf("soft pressure: budget %d, want %d (two steps up)", b.Bytes(), 66*kib)
+	}
+	if st := g.Stats().Budget; st.DecreasesPressure != 0 || testutil.ToFloat64(decreases(reg, "pressure")) != 0 {
+		t.Fatalf("soft pressure forced a decrease: %+v", st)
+	}
+
+	// The same level from the hard source forces the decrease.
+	queue.set(0)
+	mem.set(1)
+	if held, _ := g.Gate().Evaluate(ctx); !held {
+		t.Fatal("hard pressure: gate not held")
+	}
+	slack()
+	if b.Bytes() != 33*kib {
+		t.Fatalf("hard pressure: budget %d, want %d", b.Bytes(), 33*kib)
+	}
+	// Inside the band (resume_at < 0.7 < pause_at) a hard-driven hold
+	// still forces the decrease; at resume_at it ends.
+	mem.set(0.7)
+	slack()
+	if b.Bytes() != 33*kib/2 {
+		t.Fatalf("hard hold in the band: budget %d, want %d", b.Bytes(), 33*kib/2)
+	}
+	mem.set(0.65)
+	slack()
+	if b.Bytes() != 33*kib/2+kib {
+		t.Fatalf("hard hold released: budget %d, want %d", b.Bytes(), 33*kib/2+kib)
+	}
+	// A soft source in the band after a hard hold does not keep it.
+	queue.set(0.7)
+	mem.set(0.9)
+	slack()
+	mem.set(0)
+	slack()
+	if want := (33*kib/2+kib)/2 + kib; b.Bytes() != want {
+		t.Fatalf("soft level in the band after a hard hold: budget %d, want %d", b.Bytes(), want)
+	}
+	if st := g.Stats().Budget; st.DecreasesPressure != 3 || testutil.ToFloat64(decreases(reg, "pressure")) != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A backlog at low memory pressure: every block is behind (the receive
+// interval holds the previous block's processing, so rho is about 1), but
+// the hard level is under resume_at, so the budget climbs to its ceiling
+// instead of falling to its floor. At or above resume_at, at Observe or at
+// a gate evaluation while the block was in flight, behind shrinks it.
+func TestBacklogAtLowPressureKeepsTheBudget(t *testing.T) {
+	mem := newDial("memory", true, 0.2)
+	g, reg := newGovernor(t, governor.Config{
+		Budget: governor.BudgetConfig{StartBytes: 8 * kib, MinBytes: kib, MaxBytes: 12 * kib, StepBytes: kib},
+	}, governor.WithSource(mem))
+	b := g.Budget()
+	ctx := context.Background()
+	backlog := func() { b.Observe(8*kib, 99*ms, 100*ms) } // rho 0.99
+
+	for _, want := range []int64{9 * kib, 10 * kib, 11 * kib, 12 * kib, 12 * kib} {
+		backlog()
+		if b.Bytes() != want {
+			t.Fatalf("backlog at level 0.2: budget %d, want %d", b.Bytes(), want)
+		}
+	}
+	if st := g.Stats().Budget; st.DecreasesBehind != 0 || st.BehindNotAtRisk != 5 || testutil.ToFloat64(decreases(reg, "behind")) != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	mem.set(0.65) // resume_at, inclusive
+	backlog()
+	if b.Bytes() != 6*kib {
+		t.Fatalf("backlog at resume_at: budget %d, want %d", b.Bytes(), 6*kib)
+	}
+	// A level seen by a gate evaluation while the block was in flight
+	// counts at the next Observe, once.
+	mem.set(0.7)
+	if held, _ := g.Gate().Evaluate(ctx); held {
+		t.Fatal("0.7 held the gate")
+	}
+	mem.set(0.1)
+	backlog()
+	if b.Bytes() != 3*kib {
+		t.Fatalf("level in flight: budget %d, want %d", b.Bytes(), 3*kib)
+	}
+	backlog()
+	if b.Bytes() != 4*kib {
+		t.Fatalf("the peak was not consumed: budget %d, want %d", b.Bytes(), 4*kib)
+	}
+	if st := g.Stats().Budget; st.DecreasesBehind != 2 || st.DecreasesPressure != 0 || st.BehindNotAtRisk != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Without a hard source the governor cannot tell whether memory is at
+// risk, and a behind block shrinks the budget as in the reference design.
+func TestBacklogWithoutHardSourceShrinks(t *testing.T) {
+	g, _ := newGovernor(t, governor.Config{
+		Budget: governor.BudgetConfig{StartBytes: 8 * kib, MinBytes: kib, MaxBytes: 12 * kib, StepBytes: kib},
+	}, governor.WithSource(newDial("queue", false, 0)))
+	b := g.Budget()
+	b.Observe(8*kib, 99*ms, 100*ms)
+	if st := g.Stats().Budget; b.Bytes() != 4*kib || st.DecreasesBehind != 1 {
+		t.Fatalf("budget %d, stats %+v", b.Bytes(), st)
+	}
+}

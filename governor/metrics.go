@@ -44,7 +44,7 @@ func newBudgetInstruments(reg *metrics.Registry) budgetInstruments {
 		block: reg.Gauge(opts("recv_block_bytes",
 			"Payload bytes of the last block the byte budget observed.", "bytes")),
 		decreases: reg.CounterVec(opts("byte_budget_decreases_total",
-			"Multiplicative decreases of the byte budget, by reason: behind (utilisation above target_rho) or pressure (the gate held).", ""), "reason"),
+			"Multiplicative decreases of the byte budget, by reason: behind (utilisation above target_rho while memory is at risk) or pressure (hard memory pressure at or above pause_at, held until resume_at).", ""), "reason"),
 	}
 }
 

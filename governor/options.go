@@ -19,6 +19,7 @@ type options struct {
 	actSource string
 	act       Actuator
 	pressured func() bool
+	atRisk    func() bool
 	pressure  *Pressure
 	ceiling   int64
 }
@@ -98,6 +99,14 @@ func WithBlockCeiling(n int64) Option { return func(o *options) { o.ceiling = n 
 // returns true at an Observe, the budget decreases whatever the
 // utilisation says. New wires its own signal (see Governor).
 func WithPressureSignal(f func() bool) Option { return func(o *options) { o.pressured = f } }
+
+// WithMemoryRisk gives NewBudget the memory-risk signal: with it, a
+// block that finds the pipeline behind shrinks the budget only when f
+// returns true at its Observe, and grows it by a step otherwise. Without
+// it every behind block shrinks the budget. New wires its own signal
+// when it has a hard source: the hard level at or above
+// self_regulation.resume_at (see Budget).
+func WithMemoryRisk(f func() bool) Option { return func(o *options) { o.atRisk = f } }
 
 // withPressure lets ObserveActuator log the pressure breakdown at each
 // edge.

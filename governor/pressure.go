@@ -155,7 +155,14 @@ func (p *Pressure) list() []pressureEntry {
 
 // Level samples every source and returns the combined level in [0, 1].
 func (p *Pressure) Level() float64 {
-	var hard, soft float64
+	level, _ := p.levels()
+	return level
+}
+
+// levels samples every source once and returns the combined level and
+// the highest hard ratio.
+func (p *Pressure) levels() (level, hard float64) {
+	var soft float64
 	for _, e := range p.list() {
 		v := ClampRatio(e.src.PressureRatio())
 		if e.hard {
@@ -164,7 +171,7 @@ func (p *Pressure) Level() float64 {
 			soft = max(soft, v*e.weight)
 		}
 	}
-	return max(hard, soft)
+	return max(hard, soft), hard
 }
 
 // HardLevel samples the hard sources only and returns the highest ratio.

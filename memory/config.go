@@ -55,9 +55,10 @@ type Config struct {
 	// HeadroomFraction. It must not exceed the Go runtime memory limit.
 	LimitBytes int64 `koanf:"limit_bytes" json:"limit_bytes" yaml:"limit_bytes"`
 	// HeadroomFraction is the share of the detected base limit the guard
-	// uses as its limit, in (0, 1]. 0 means DefaultHeadroomFraction (0.80).
-	// It must not exceed GoMemoryLimitFraction, so that the guard refuses
-	// work before the Go garbage collector has to fight for memory.
+	// uses as its limit, in (0, 1). 0 means DefaultHeadroomFraction (0.80).
+	// It must be below GoMemoryLimitFraction, so that the guard's limit
+	// sits below the Go runtime memory limit and the guard refuses work
+	// before the Go garbage collector has to fight for memory.
 	HeadroomFraction float64 `koanf:"headroom_fraction" json:"headroom_fraction" yaml:"headroom_fraction"`
 	// PressureThreshold is the pressure ratio from which UnderPressure is
 	// true, in (0, 1]. 0 means DefaultPressureThreshold (0.80).
@@ -141,8 +142,8 @@ func (c Config) Validate() error {
 	}
 	if fracOK {
 		d := c.WithDefaults()
-		if d.HeadroomFraction > d.GoMemoryLimitFraction {
-			bad("headroom_fraction", "(%s) must not exceed memory.go_memory_limit_fraction (%s): the guard must refuse work below the Go runtime memory limit; lower headroom_fraction or raise go_memory_limit_fraction",
+		if d.HeadroomFraction >= d.GoMemoryLimitFraction {
+			bad("headroom_fraction", "(%s) must be below memory.go_memory_limit_fraction (%s): the guard's limit must sit below the Go runtime memory limit so that it refuses work first; lower headroom_fraction or raise go_memory_limit_fraction",
 				fmtFloat(d.HeadroomFraction), fmtFloat(d.GoMemoryLimitFraction))
 		}
 	}

@@ -47,8 +47,11 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"go fraction NaN", Config{GoMemoryLimitFraction: math.NaN()}, "memory.go_memory_limit_fraction", "got NaN"},
 		{"negative limit", Config{LimitBytes: -1}, "memory.limit_bytes", "memory.limit_bytes must be >= 0, got -1"},
 		{"negative interval", Config{HeapSampleInterval: -time.Second}, "memory.heap_sample_interval", "must be >= 0, got -1s"},
-		{"headroom above go fraction", Config{HeadroomFraction: 0.95}, "memory.headroom_fraction", "must not exceed memory.go_memory_limit_fraction (0.9)"},
-		{"headroom above lowered go fraction", Config{GoMemoryLimitFraction: 0.7}, "memory.headroom_fraction", "(0.8) must not exceed memory.go_memory_limit_fraction (0.7)"},
+		{"headroom above go fraction", Config{HeadroomFraction: 0.95}, "memory.headroom_fraction", "must be below memory.go_memory_limit_fraction (0.9)"},
+		{"headroom above lowered go fraction", Config{GoMemoryLimitFraction: 0.7}, "memory.headroom_fraction", "(0.8) must be below memory.go_memory_limit_fraction (0.7)"},
+		{"headroom equal to go fraction", Config{HeadroomFraction: 0.9, GoMemoryLimitFraction: 0.9}, "memory.headroom_fraction", "(0.9) must be below memory.go_memory_limit_fraction (0.9)"},
+		{"headroom equal to the default go fraction", Config{HeadroomFraction: 0.9}, "memory.headroom_fraction", "(0.9) must be below memory.go_memory_limit_fraction (0.9)"},
+		{"both fractions 1", Config{HeadroomFraction: 1, GoMemoryLimitFraction: 1}, "memory.headroom_fraction", "(1) must be below memory.go_memory_limit_fraction (1)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,9 +75,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 
 func TestValidateAcceptsBoundaries(t *testing.T) {
 	for _, c := range []Config{
-		{HeadroomFraction: 1, GoMemoryLimitFraction: 1, PressureThreshold: 1},
-		{HeadroomFraction: 0.9, GoMemoryLimitFraction: 0.9},
-		{HeadroomFraction: 1e-9, PressureThreshold: 1e-9, GoMemoryLimitFraction: 1e-9},
+		{HeadroomFraction: 0.999, GoMemoryLimitFraction: 1, PressureThreshold: 1},
+		{HeadroomFraction: 0.89, GoMemoryLimitFraction: 0.9},
+		{HeadroomFraction: 1e-9, PressureThreshold: 1e-9, GoMemoryLimitFraction: 2e-9},
 		{LimitBytes: 1, Enabled: ptr(false), UseHeap: true, HeapSampleInterval: time.Nanosecond},
 	} {
 		if err := c.Validate(); err != nil {

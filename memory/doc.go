@@ -40,8 +40,8 @@
 //     runtime's limit is soft (it can be overshot briefly) and because the
 //     cgroup also charges memory the Go runtime does not count.
 //  3. The guard's limit L = C × headroom_fraction (default 0.80), with
-//     headroom_fraction <= go_memory_limit_fraction (Validate checks it),
-//     so L <= G. The guard reports pressure from L × pressure_threshold
+//     headroom_fraction < go_memory_limit_fraction (Validate checks it),
+//     so L < G. The guard reports pressure from L × pressure_threshold
 //     (default 0.80) and refuses reservations beyond L, so intake slows
 //     down before the collector has to run flat out near G.
 //
