@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/metrics"
 	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/spool"
@@ -326,5 +328,185 @@ func TestTieredShutdownBoundedWhileDownstreamDown(t *testing.T) {
 		if err != nil || string(rec.Payload) != ps[i] {
 			t.Fatalf("spooled record %d = %q, %v; want %q", i, rec.Payload, err, ps[i])
 		}
+	}
+}
+
+// poisonSender refuses the record "bad" by index with a permanent error and
+// takes every other record.
+type poisonSender struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (p *poisonSender) Send(ctx context.Context, rec transport.Record) error {
+	return p.SendBatch(ctx, []transport.Record{rec})
+}
+
+func (p *poisonSender) SendBatch(_ context.Context, recs []transport.Record) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	be := &transport.BatchError{}
+	for i, r := range recs {
+		if string(r.Payload) == "bad" {
+			be.Failed = append(be.Failed, transport.FailedRecord{Index: i,
+				Err: transport.NewError(transport.ErrSend, "poison", "send", errors.New("schema mismatch"))})
+			continue
+		}
+		p.got = append(p.got, string(r.Payload))
+	}
+	if len(be.Failed) > 0 {
+		return be
+	}
+	return nil
+}
+
+func (p *poisonSender) delivered() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
+}
+
+func (p *poisonSender) Close(context.Context) error  { return nil }
+func (p *poisonSender) Health(context.Context) error { return nil }
+func (p *poisonSender) Name() string                 { return "poison" }
+
+// sendPoison sends x, bad and y, then z once bad is spooled: z, sent alone
+// behind it, is what proves bad at fault.
+func sendPoison(ctx context.Context, s transport.Sender) error {
+	if err := s.SendBatch(ctx, []transport.Record{{Payload: []byte("x")}, {Payload: []byte("bad")}, {Payload: []byte("y")}}); err != nil {
+		return err
+	}
+	return s.Send(ctx, transport.Record{Payload: []byte("z")})
+}
+
+// With no dlq section, a tiered sink's undeliverable record takes the
+// app's own dead-letter route (WithDeadLetterRouter), with its reason,
+// attempts and spool position.
+func TestTieredDLQTakesTheAppDeadLetterRoute(t *testing.T) {
+	dir := t.TempDir()
+	ps := &poisonSender{}
+	builder := keel.TransportBuilder{Sender: func(context.Context, keel.TransportContext) (transport.Sender, error) { return ps, nil }}
+	overrides := map[string]any{
+		"output.type": "poison", "output.tiered.enabled": true, "output.tiered.spool.dir": filepath.Join(dir, "spool"),
+		"output.tiered.backoff.initial": "1ms", "output.tiered.backoff.max": "5ms",
+	}
+	routed := make(chan transport.DeadLetter, 4)
+	router := func(context.Context, *keel.Runtime) (engine.DeadLetterRouter, error) {
+		return func(_ context.Context, letters []transport.DeadLetter) error {
+			for _, l := range letters {
+				routed <- l
+			}
+			return nil
+		}, nil
+	}
+	app := keel.App{Name: "keeltest", Transports: []string{"output"}, Run: func(ctx context.Context, rt *keel.Runtime) error {
+		s, err := rt.Sender(ctx, "output")
+		if err != nil {
+			return err
+		}
+		rt.MarkStarted()
+		if err := sendPoison(ctx, s); err != nil {
+			return err
+		}
+		l := wait(t, ctx, routed, "the poison record on the app's route")
+		if string(l.Record.Payload) != "bad" || !strings.Contains(l.Reason, "schema mismatch") ||
+			!strings.Contains(l.Reason, "(attempts: ") || !strings.HasPrefix(l.Source, "spool:output:") || l.Destination != "poison" {
+			return fmt.Errorf("routed %q: reason %q source %q destination %q", l.Record.Payload, l.Reason, l.Source, l.Destination)
+		}
+		sink := s.(*tiered.Sink)
+		for sink.Spool().Len() > 0 {
+			if ctx.Err() != nil {
+				return errors.New("the spool did not empty")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}}
+	opts := append(isolated(t, &syncBuffer{}, overrides), keel.WithTransport("poison", builder), keel.WithDeadLetterRouter(router))
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ps.delivered(), ","); got != "x,y,z" {
+		t.Fatalf("downstream got %s, want x,y,z", got)
+	}
+}
+
+// With no dead-letter queue and no route, a tiered sink keeps an
+// undeliverable record in its spool (readiness fails, saying why) instead
+// of losing it; the next start with a dlq section dead-letters it.
+func TestTieredWithoutDLQHoldsUndeliverableRecords(t *testing.T) {
+	dir := t.TempDir()
+	ps := &poisonSender{}
+	builder := keel.TransportBuilder{Sender: func(context.Context, keel.TransportContext) (transport.Sender, error) { return ps, nil }}
+	overrides := map[string]any{
+		"output.type": "poison", "output.tiered.enabled": true, "output.tiered.spool.dir": filepath.Join(dir, "spool"),
+		"output.tiered.backoff.initial": "1ms", "output.tiered.backoff.max": "5ms",
+	}
+	app := keel.App{Name: "keeltest", Transports: []string{"output"}, Run: func(ctx context.Context, rt *keel.Runtime) error {
+		s, err := rt.Sender(ctx, "output")
+		if err != nil {
+			return err
+		}
+		rt.MarkStarted()
+		if err := sendPoison(ctx, s); err != nil {
+			return err
+		}
+		sink := s.(*tiered.Sink)
+		for !errors.Is(sink.Health(ctx), tiered.ErrNoDeadLetterQueue) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("the sink's health never reported the held record: %v", sink.Health(ctx))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if rt.Health().Ready(ctx) {
+			return errors.New("ready while the tiered sink holds an undeliverable record")
+		}
+		if n := sink.Spool().Len(); n == 0 {
+			return errors.New("the undeliverable record left the spool without a dead-letter queue")
+		}
+		return nil
+	}}
+	opts := append(isolated(t, &syncBuffer{}, overrides), keel.WithTransport("poison", builder))
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next start has a dead-letter queue: the record goes there.
+	dlqDir := filepath.Join(dir, "dlq")
+	overrides["dlq.enabled"] = true
+	overrides["dlq.file.enabled"] = true
+	overrides["dlq.file.path"] = dlqDir
+	app.Run = func(ctx context.Context, rt *keel.Runtime) error {
+		s, err := rt.Sender(ctx, "output")
+		if err != nil {
+			return err
+		}
+		rt.MarkStarted()
+		sink := s.(*tiered.Sink)
+		for sink.Spool().Len() > 0 {
+			if ctx.Err() != nil {
+				return errors.New("the held record was not dead-lettered at the next start")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	opts = append(isolated(t, &syncBuffer{}, overrides), keel.WithTransport("poison", builder))
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	err := filepath.WalkDir(dlqDir, func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		es, rerr := dlq.ReadFile(p)
+		for _, e := range es {
+			found = found || (string(e.Payload) == "bad" && strings.Contains(e.Reason, "schema mismatch"))
+		}
+		return rerr
+	})
+	if err != nil || !found {
+		t.Fatalf("the dead-letter queue does not hold the record (%v)", err)
 	}
 }

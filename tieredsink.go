@@ -2,8 +2,11 @@ package keel
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
+	"github.com/keel-go/keel/dlq"
+	"github.com/keel-go/keel/engine"
 	"github.com/keel-go/keel/governor"
 	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport"
@@ -13,8 +16,9 @@ import (
 // section (<section>.tiered, e.g. output.tiered). With Enabled true,
 // Runtime.Sender wraps the sender it built in a tiered.Sink; the other
 // keys are those of tiered.Config at the same level (send_timeout,
-// ordering, drain_batch, drain_bytes, max_attempts, backoff, rate_limit,
-// stall_timeout, close_drain_timeout, spool, breaker):
+// ordering, drain_batch, drain_bytes, max_attempts, drop_undeliverable,
+// backoff, rate_limit, stall_timeout, close_drain_timeout, spool,
+// breaker):
 //
 //	output:
 //	  type: file
@@ -86,7 +90,10 @@ func TieredSourceName(section string) string { return "tiered:" + section }
 
 // wrapTiered puts s behind a tiered sink when the section's tiered
 // sub-section is enabled. The sink takes ownership of s (it closes it)
-// and, on error, s is closed here. The sink's spool fill level becomes a
+// and, on error, s is closed here. Its undeliverable records go to the
+// runtime's dead-letter queue (section dlq) or, when it built none, to the
+// engine's dead-letter route (WithDeadLetterRouter); with neither, the
+// sink holds them in the spool unless tiered.drop_undeliverable is set. The sink's spool fill level becomes a
 // soft pressure source of the governor, and while the sink cannot drain
 // (tiered.Sink.CannotDrain: breaker open, spool stalled for
 // stall_timeout, or spool full) the scaling pressure's circuit is open,
@@ -103,6 +110,10 @@ func (rt *Runtime) wrapTiered(ctx context.Context, tc TransportContext, s transp
 	opts := tiered.Options{Name: tc.Section, Metrics: rt.reg, Logger: rt.log}
 	if d := rt.DLQ(); d != nil {
 		opts.DeadLetters = d
+	} else if route := rt.sections.engine.RouteDeadLetters; route != nil {
+		// The app routes dead letters itself (WithDeadLetterRouter): the
+		// sink's undeliverable records take the same route.
+		opts.DeadLetters = routeDeadLetters(route)
 	}
 	sink, err := tiered.New(ctx, s, ts.Config, opts)
 	if err != nil {
@@ -146,4 +157,33 @@ func (rt *Runtime) tieredCannotDrain() bool {
 func (rt *Runtime) checkTiered(section string) error {
 	_, _, err := rt.decodeTiered(section)
 	return err
+}
+
+// routeDeadLetters makes the engine's dead-letter route a tiered sink's
+// dead-letter sink. The sink acknowledges a record in its spool once Write
+// returns nil, so the record is as durable as the route makes it: a route
+// that returns before its entries are written loses them in a crash.
+type routeDeadLetters engine.DeadLetterRouter
+
+// Write converts the entries to dead letters (a transport.DeadLetter has no
+// attempt count: the reason says it) and hands them to the route.
+func (r routeDeadLetters) Write(ctx context.Context, entries ...dlq.Entry) error {
+	letters := make([]transport.DeadLetter, len(entries))
+	for i, e := range entries {
+		reason := e.Reason
+		if e.Attempts > 0 {
+			reason = fmt.Sprintf("%s (attempts: %d)", reason, e.Attempts)
+		}
+		var source string
+		if e.Source != nil {
+			source = e.Source.Token
+		}
+		letters[i] = transport.DeadLetter{
+			Record:      transport.Record{Payload: e.Payload, Key: e.Key, Headers: e.Headers},
+			Reason:      reason,
+			Destination: e.Destination,
+			Source:      source,
+		}
+	}
+	return r(ctx, letters)
 }

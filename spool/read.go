@@ -147,10 +147,13 @@ func (s *Spool) decode(c codec, stored []byte) ([]byte, error) {
 // earlier acknowledgement is a no-op; a sequence number that was never
 // assigned is ErrAckAhead and changes nothing.
 //
-// The acknowledgement is written to the ledger before Ack returns, so it
-// survives a crash of the process; it reaches stable storage within
-// spool.sync_interval (policies always and interval) or at Sync/Close.
-// A lost acknowledgement means the records are delivered again, never that
+// The acknowledgement is written to the ledger before anything else
+// changes, so it survives a crash of the process once Ack returns; it
+// reaches stable storage within spool.sync_interval (policies always and
+// interval) or at Sync/Close. When the ledger cannot be written, Ack
+// returns the error and changes nothing: the records stay unacknowledged
+// and a later Ack (cumulative) can acknowledge them. A lost
+// acknowledgement means the records are delivered again, never that
 // records are lost.
 func (s *Spool) Ack(upTo uint64) error {
 	s.rmu.Lock()
@@ -168,7 +171,20 @@ func (s *Spool) Ack(upTo uint64) error {
 		s.mu.Unlock()
 		return nil
 	}
+	// The ledger first: if it cannot be written, nothing changes and the
+	// records stay unacknowledged (in flight, counted, on disk). The
+	// positions are then put back until the records are released below
+	// (peekFrame skips, without releasing, what acked covers).
+	prevAcked, prevRead := s.acked, s.readHigh
+	s.acked, s.readHigh = upTo, max(prevRead, upTo)
 	s.mu.Unlock()
+	err := s.writeLedger(false)
+	s.mu.Lock()
+	s.acked, s.readHigh = prevAcked, prevRead
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 
 	var n int
 	s.mu.Lock()
@@ -211,8 +227,13 @@ func (s *Spool) Ack(upTo uint64) error {
 	s.removeSegments(done)
 	s.acks.Add(uint64(n))
 	s.ins.acks.Add(float64(n))
+	// A periodic ledger write since the one above may have recorded the
+	// positions from before this acknowledgement: write them again (a
+	// no-op when the ledger holds them). Should that fail, the records
+	// are acknowledged here and at worst delivered again after a crash.
 	if err := s.writeLedger(false); err != nil {
-		return err
+		s.log.Warn("spool: rewriting the ledger after an acknowledgement failed; the records may be delivered again after a crash",
+			"spool", s.name, "acked_seq", upTo, "error", err)
 	}
 	return rerr
 }

@@ -703,3 +703,59 @@ func TestPeekSeesRecordsFlushedByAWriterMeanwhile(t *testing.T) {
 	}
 	checkEntries(t, es, seqRange(0, 3))
 }
+
+// An acknowledgement whose ledger write fails changes nothing: the records
+// stay in flight, counted and on disk, and a later Ack takes them.
+func TestAckLedgerFailureChangesNothing(t *testing.T) {
+	cfg := testConfig(t)
+	s := mustOpen(t, cfg)
+	appendN(t, s, 0, 300) // several segments
+	es, err := s.TryPeek(100, 0)
+	if err != nil || len(es) != 100 {
+		t.Fatalf("TryPeek: %d entries, %v", len(es), err)
+	}
+	files := segFiles(t, cfg.Dir)
+	before := s.Stats()
+
+	s.lmu.Lock()
+	if err := s.ledger.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.lmu.Unlock()
+	for _, upTo := range []uint64{es[49].Seq, es[99].Seq + 150} {
+		if err := s.Ack(upTo); err == nil {
+			t.Fatalf("Ack(%d) with an unwritable ledger returned nil", upTo)
+		}
+		after := s.Stats()
+		if s.Len() != 300 || after.InFlight != before.InFlight || after.AckedSeq != before.AckedSeq {
+			t.Fatalf("after a failed Ack(%d): Len %d, in flight %d, acked %d; want 300, %d, %d",
+				upTo, s.Len(), after.InFlight, after.AckedSeq, before.InFlight, before.AckedSeq)
+		}
+		if got := segFiles(t, cfg.Dir); len(got) != len(files) {
+			t.Fatalf("a failed Ack deleted segments: %d left of %d", len(got), len(files))
+		}
+	}
+
+	f, err := os.OpenFile(filepath.Join(cfg.Dir, ledgerName), os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.lmu.Lock()
+	s.ledger = f
+	s.lmu.Unlock()
+	if err := s.Ack(es[49].Seq); err != nil {
+		t.Fatalf("Ack once the ledger is writable: %v", err)
+	}
+	if s.Len() != 250 || s.Stats().InFlight != 50 {
+		t.Fatalf("after Ack: Len %d, in flight %d; want 250, 50", s.Len(), s.Stats().InFlight)
+	}
+	s.Rewind()
+	checkEntries(t, drain(t, s), seqRange(50, 250))
+	mustClose(t, s)
+
+	s = mustOpen(t, cfg)
+	defer mustClose(t, s)
+	if s.Len() != 250 {
+		t.Fatalf("reopened spool holds %d records, want 250", s.Len())
+	}
+}

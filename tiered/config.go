@@ -22,9 +22,9 @@ const (
 	// DefaultDrainBytes is the most payload bytes the drainer sends at once
 	// (at least one record).
 	DefaultDrainBytes = 4 << 20
-	// DefaultMaxAttempts is how often a record the downstream rejects by
-	// itself (a retryable per-record error, or a permanent error of a call
-	// that held it alone) is tried before it is dead-lettered.
+	// DefaultMaxAttempts is how often a record the downstream refuses
+	// alone, with a permanent error, is tried before the record after it
+	// decides whether it is dead-lettered (see Config.MaxAttempts).
 	DefaultMaxAttempts = 5
 	// DefaultBackoffInitial is the first wait of the drainer after a
 	// failed round.
@@ -102,11 +102,22 @@ type Config struct {
 	// DrainBytes is the most payload bytes read for one drain call (at
 	// least one record). Default 4 MiB.
 	DrainBytes int64 `koanf:"drain_bytes" json:"drain_bytes" yaml:"drain_bytes"`
-	// MaxAttempts is how often the drainer offers a record that the
-	// downstream rejects by itself, with a retryable per-record error or
-	// with a permanent error of a call that held the record alone, before
-	// the record is dead-lettered. Default 5.
+	// MaxAttempts is how often the downstream must refuse a record sent
+	// alone, with a permanent error, each time after a backoff wait,
+	// before the drainer sends the record after it to find out whose
+	// fault it is: if the downstream accepts that one, the record is
+	// dead-lettered. Outage errors (timeouts, connection, closed-sender
+	// and configuration errors) and backpressure are never charged to a
+	// record. Default 5.
 	MaxAttempts int `koanf:"max_attempts" json:"max_attempts" yaml:"max_attempts"`
+	// DropUndeliverable lets the sink discard, logged at ERROR and counted
+	// in keel_tiered_dropped_records_total{reason="no_dead_letter_queue"},
+	// a record that can never be delivered when it has no dead-letter
+	// queue. False (the default) keeps such a record in the spool: the
+	// drainer holds at it, nothing behind it is delivered, and Health,
+	// then Stalled and CannotDrain, report it until a dead-letter queue is
+	// configured.
+	DropUndeliverable bool `koanf:"drop_undeliverable" json:"drop_undeliverable" yaml:"drop_undeliverable"`
 	// Backoff is the drainer's wait after a failed round.
 	Backoff Backoff `koanf:"backoff" json:"backoff" yaml:"backoff"`
 	// RateLimit caps the drain rate in records per second. 0 means no cap.

@@ -18,10 +18,11 @@
 // spool is empty. Records the downstream did not accept, and every record
 // when the call failed, timed out or the breaker is open, are appended to the
 // spool and SendBatch returns nil, so the engine commits the input.
-// A whole-call failure or timeout counts as a breaker failure; backpressure
-// (the downstream is up but full) does not, and neither does a permanent
-// error of the whole call (see below: it may be one record's fault, which
-// the drainer finds out). SendBatch returns an error only
+// A whole-call failure, timeout or permanent refusal counts as a breaker
+// failure (a permanent error may be one record's fault, which the drainer
+// finds out, or a failing downstream's: an HTTP endpoint answering 500);
+// backpressure (the downstream is up but full) does not. SendBatch returns
+// an error only
 // when the spool cannot take the records (tiered.spool.full_policy error,
 // a full disk, a broken spool, after Close), so the input is then not
 // committed. When the spool took part of the batch, the error is a
@@ -52,41 +53,73 @@
 // and jitter (tiered.backoff), and it waits the same way while the breaker
 // is open; tiered.rate_limit caps the drain rate in records/s.
 //
-// A record is dead-lettered when the downstream rejects it by itself:
-// a per-record error that transport.Classify calls fatal (at once), one it
-// calls dead-lettered (an outbound filter, at once), or another per-record
-// error tiered.max_attempts times (backpressure never counts). Outages
-// (connection, closed-sender and configuration errors, timeouts,
-// backpressure) count against the breaker, or not at all, and never against
-// the records, so an outage never dead-letters data.
+// What is charged to a record. Outage errors, of the whole call or of one
+// record (a *transport.BatchError entry), are never charged: timeouts (a
+// Kafka producer's delivery timeout, the call's deadline, a retriable
+// broker error such as NOT_LEADER_FOR_PARTITION), connection,
+// closed-sender and configuration errors. The records are tried again after
+// a backoff wait, and a call in which the downstream accepted nothing
+// counts as a breaker failure. Backpressure is charged to nothing and is
+// no breaker failure. An outage therefore never dead-letters data.
 //
-// A downstream may also refuse a whole batch for one record in it, with
-// one permanent error (fatal by transport.Classify and none of the outage
-// kinds above): an HTTP endpoint answering 400 to an NDJSON body with one
-// bad line. The drainer then splits the batch: it sends the first half
-// alone, halving again while the call is refused, so the records before the
-// poison are accepted on the way, until the poison is alone. A record
-// refused alone is charged an attempt and the record after it goes alone
-// next: if the downstream accepts that one, the poison is dead-lettered at
-// once. If that one is refused alone too, the downstream more likely
-// refuses everything: the round counts as one breaker failure (the refused
-// calls before it count as none) and the drainer waits with backoff before
-// it tries the first record alone again. A record refused alone
-// tiered.max_attempts times is dead-lettered whatever follows it (two
-// poison records in a row, or a poison record last in the spool). After
-// the poison, the window doubles with each accepted call back to
-// tiered.drain_batch. A downstream that refuses every call this way
-// therefore opens the breaker after tiered.breaker.failure_threshold
-// rounds, and its records stay spooled, save that each round charges the
-// first of them one attempt: one record is dead-lettered per
-// tiered.max_attempts rounds, rounds that the breaker's open_timeout spaces
-// out once it is open.
+// A record goes to the dead-letter queue:
+//
+//   - at once, when the downstream dead-lettered it on purpose (a per-record
+//     error transport.Classify calls dead-lettered, such as an outbound
+//     filter);
+//   - at once, when the downstream refused it by itself with a permanent
+//     error (fatal by transport.Classify and none of the outage kinds) in a
+//     call in which it accepted other records: the downstream is up and
+//     judged this record;
+//   - after tiered.max_attempts refusals alone, proven by the record after
+//     it, as below.
+//
+// A downstream may refuse a whole call with one permanent error, for one
+// record in it (an HTTP endpoint answering 400 to an NDJSON body with one
+// bad line) or for none (the same endpoint answering 500 while its backend
+// is down); a call in which it refuses every record by itself, permanently,
+// is handled the same. The drainer splits the batch: it sends the first
+// half alone, halving again while the call is refused, so the records
+// before the one at fault are accepted on the way, until a record is
+// refused alone. That record is charged an attempt and, after a backoff
+// wait, tried alone again, so a downstream refusing a few calls in a row (a
+// blip shorter than the waits of tiered.max_attempts refusals, at least
+// 0.75 s with the default backoff) never condemns a record, and the order
+// is kept. Once the record has been refused alone tiered.max_attempts
+// times, a refusal goes on at once with the record after it, alone: if the
+// downstream accepts that one, the record is dead-lettered with its
+// attempts; if that one is refused alone too, it is passed the same way
+// once it has been refused tiered.max_attempts times (two poison records in
+// a row), and otherwise the round ends with a wait. After a wait the next
+// round starts again from the first unresolved record, which a downstream
+// that recovered meanwhile accepts.
+//
+// For the breaker, a round that ends at a record refused alone counts one
+// failure when it tried a record after a passed one (refused too: the
+// downstream more likely refuses everything) or when no record follows
+// (nothing can tell the record's fault from the downstream's), and nothing
+// otherwise; the splitting calls count nothing. A downstream that refuses
+// every call thus opens the breaker, whether the spool holds one record or
+// a backlog, and its records stay spooled until it recovers: nothing is
+// dead-lettered. A record is condemned only in the round in which a later
+// record is accepted; the one race left is a downstream that recovers
+// between those two calls after refusing the record tiered.max_attempts
+// times.
 //
 // A spooled record that does not decode and a record too large for the
 // spool are dead-lettered too. The dead-letter entry carries the reason,
 // the attempts, the downstream's name as destination and
-// "spool:<name>:<seq>" as source token. Without a dead-letter queue such
-// records are logged and counted as dropped.
+// "spool:<name>:<seq>" as source token.
+//
+// Without a dead-letter queue (Options.DeadLetters nil) such a record is
+// not lost: it stays in the spool and the drainer holds at it, so nothing
+// behind it is delivered (the records before it are acknowledged); the hold
+// is logged at ERROR, Health fails with an error matching
+// ErrNoDeadLetterQueue and CannotDrain holds, until the sink is opened again
+// with a dead-letter queue. tiered.drop_undeliverable: true chooses to
+// discard such records instead, each logged at ERROR and counted in
+// keel_tiered_dropped_records_total{reason="no_dead_letter_queue"}. A record
+// too large for the spool, with neither, fails SendBatch.
 //
 // # Ordering
 //
@@ -109,7 +142,9 @@
 // governor. CannotDrain suits scaling.CircuitSource: a sink that cannot
 // drain forces the scaling pressure to zero, since more instances would
 // only push more into a downstream that takes nothing more. It holds while
-// the breaker is open (CircuitOpen), while the spool is stalled (Stalled:
+// the breaker is open (CircuitOpen), while the drainer holds an
+// undeliverable record for want of a dead-letter queue, while the spool is
+// stalled (Stalled:
 // it holds records and none was delivered or dead-lettered for
 // tiered.stall_timeout, 30 s by default, which also covers a downstream
 // that answers with backpressure forever and so never opens the breaker),
@@ -117,7 +152,8 @@
 // thus not a component that could raise the scaling pressure: it can only
 // force it down. Draining reports a backlog. Health fails while the spool
 // fails and whenever CannotDrain holds, with an error matching
-// ErrCannotDrain and ErrCircuitOpen, ErrStalled or spool.ErrFull.
+// ErrCannotDrain and ErrCircuitOpen, ErrStalled or spool.ErrFull, or
+// with one matching ErrNoDeadLetterQueue.
 //
 // # Lifecycle
 //
@@ -125,8 +161,8 @@
 // replays what an earlier Sink left. Close stops accepting and lets the
 // drainer work until the spool is empty, for at most
 // tiered.close_drain_timeout (10 s by default) and at most half the time its
-// context has left, and not at all, or no longer, while the breaker is open
-// or the spool stalled (the downstream takes nothing, so waiting would only
+// context has left, and not at all, or no longer, while the breaker is
+// open, the spool stalled or a record held (the downstream takes nothing, so waiting would only
 // hold the shutdown). It then stops the drainer, leaves the rest in the
 // spool (fsynced at close, the count logged) for the next start, closes the
 // downstream and returns nil: records left spooled are not an error.

@@ -15,11 +15,13 @@ import (
 type item struct {
 	seq uint64
 	rec transport.Record
-	// attempts counts the calls that refused this record by itself: a
-	// per-record error, or a permanent whole-call error of a call that
-	// held this record alone.
+	// attempts counts the calls that refused this record by itself with a
+	// permanent error: a per-record error of a call that delivered other
+	// records, or a permanent error of a call that held it alone.
 	attempts int
-	done     bool
+	// lastErr is the error of the last call that refused it alone.
+	lastErr error
+	done    bool
 	// dead, when set, is why the record goes to the dead-letter queue
 	// (waiting for the queue to take it).
 	dead    string
@@ -33,7 +35,8 @@ const (
 	// roundOK: go on at once and reset the backoff.
 	roundOK roundResult = iota
 	// roundAgain: go on at once, keeping the backoff (a batch is being
-	// split to find the record the downstream refuses).
+	// split to find the record the downstream refuses, or the record after
+	// a refused one is tried).
 	roundAgain
 	// roundFailed: wait with backoff before the next call.
 	roundFailed
@@ -49,18 +52,19 @@ type drainer struct {
 	// downstream refused as a whole is split to find the record at fault;
 	// it doubles after each accepted call and 0 means tiered.drain_batch.
 	window int
-	// suspect is the index in pend of the record that failed alone, with
-	// a permanent error, in the call just made; -1 when there is none.
-	// The next call sends the record after it alone (the control): if the
-	// downstream accepts that one, the suspect is dead-lettered.
-	suspect    int
-	suspectErr error
+	// passed holds the indices in pend, in order, of the records refused
+	// alone in this round that had already been refused alone
+	// tiered.max_attempts times: the next call sends the record after
+	// the last of them alone. If the downstream accepts it, they are
+	// dead-lettered; a wait ends the round and empties passed, and the
+	// next round starts again from the first unresolved record.
+	passed []int
 }
 
 // drain replays the spool into the downstream until ctx ends.
 func (s *Sink) drain(ctx context.Context) {
 	defer close(s.drainDone)
-	d := &drainer{s: s, suspect: -1}
+	d := &drainer{s: s}
 	d.run(ctx)
 }
 
@@ -68,8 +72,8 @@ func (d *drainer) run(ctx context.Context) {
 	s := d.s
 	wait := func() bool {
 		d.fails++
-		// A wait breaks the link between a suspect and its control.
-		d.suspect = -1
+		// A wait ends the round.
+		d.passed = d.passed[:0]
 		s.cRetries.Add(1)
 		return sleep(ctx, s.backoff(d.fails))
 	}
@@ -95,7 +99,9 @@ func (d *drainer) run(ctx context.Context) {
 			d.pend = decodeEntries(d.pend[:0], entries)
 		}
 
-		// Records already known undeliverable go to the dead-letter queue.
+		// Records already known undeliverable go to the dead-letter queue;
+		// the resolved records before them are acknowledged either way.
+		d.ackPrefix()
 		if !s.flushDead(ctx, d.pend) {
 			if !wait() {
 				return
@@ -109,14 +115,8 @@ func (d *drainer) run(ctx context.Context) {
 
 		recs, idx := d.pick()
 		if len(idx) == 0 {
-			// Only the suspect is unresolved: read the record after it
-			// from the spool to serve as the control.
-			if d.extend() {
-				continue
-			}
-			// Nothing follows it, so nothing tells the record's fault
-			// from the downstream's: try it alone again after a wait
-			// (its attempts are bounded by tiered.max_attempts).
+			// Every unresolved record was passed in this round: nothing
+			// follows them (pass checked it), so end the round.
 			if !wait() {
 				return
 			}
@@ -153,23 +153,25 @@ func (d *drainer) run(ctx context.Context) {
 }
 
 // pick returns the records of the next call and their indices in pend: the
-// unresolved records in order, the suspect left out, at most the window
-// (or tiered.drain_batch).
+// unresolved records in order, at most the window (or tiered.drain_batch);
+// while records were passed in this round, the one record after the last
+// of them.
 func (d *drainer) pick() ([]transport.Record, []int) {
 	limit := d.s.cfg.DrainBatch
 	if d.window > 0 {
 		limit = min(limit, d.window)
 	}
-	if d.suspect >= 0 {
-		limit = 1
+	from := 0
+	if n := len(d.passed); n > 0 {
+		limit, from = 1, d.passed[n-1]+1
 	}
 	recs := make([]transport.Record, 0, min(limit, len(d.pend)))
 	idx := make([]int, 0, cap(recs))
-	for i := range d.pend {
+	for i := from; i < len(d.pend); i++ {
 		if len(idx) == limit {
 			break
 		}
-		if it := &d.pend[i]; !it.done && it.dead == "" && i != d.suspect {
+		if it := &d.pend[i]; it.unresolved() {
 			recs = append(recs, it.rec)
 			idx = append(idx, i)
 		}
@@ -177,15 +179,24 @@ func (d *drainer) pick() ([]transport.Record, []int) {
 	return recs, idx
 }
 
-// extend reads one more record from the spool into pend; it reports
-// whether there was one.
-func (d *drainer) extend() bool {
+func (it *item) unresolved() bool { return !it.done && it.dead == "" }
+
+// hasNext reports whether an unresolved record follows pend[i], reading one
+// more from the spool into pend when pend holds none.
+func (d *drainer) hasNext(i int) bool {
+	for k := i + 1; k < len(d.pend); k++ {
+		if d.pend[k].unresolved() {
+			return true
+		}
+	}
 	entries, err := d.s.sp.TryPeek(1, 0)
 	if err != nil || len(entries) == 0 {
 		return false
 	}
 	d.pend = decodeEntries(d.pend, entries)
-	return true
+	// An undecodable record is resolved (dead-lettered) at once and tells
+	// nothing about the downstream.
+	return d.hasNext(i)
 }
 
 // grow doubles the window after an accepted call, back to no window once
@@ -199,15 +210,49 @@ func (d *drainer) grow() {
 	}
 }
 
-// permanent reports a whole-call error that the records may have caused:
-// one transport.Classify calls fatal that is not a connection, configuration
+// failure is what a failed send says, for one record or a whole call.
+type failure uint8
+
+const (
+	// failBusy: backpressure; the downstream is up but full.
+	failBusy failure = iota
+	// failOutage: the downstream's trouble (a timeout, a connection,
+	// configuration or closed-sender error, an expired or cancelled
+	// context): never the record's fault.
+	failOutage
+	// failFiltered: the downstream dead-lettered the record on purpose
+	// (transport.ErrDeadLettered).
+	failFiltered
+	// failRefused: a permanent refusal (see permanent) that may be the
+	// record's fault or the downstream's.
+	failRefused
+)
+
+// classify sorts the error of a send.
+func classify(err error) failure {
+	switch {
+	case errors.Is(err, transport.ErrBackpressure):
+		return failBusy
+	case permanent(err):
+		return failRefused
+	case transport.Classify(err) == transport.DeadLettered:
+		return failFiltered
+	default:
+		return failOutage
+	}
+}
+
+// permanent reports an error that the records may have caused: one
+// transport.Classify calls fatal that is not a connection, configuration
 // or closed-sender error (those are the downstream's) nor a cancelled or
-// expired context. An HTTP downstream answering 400 to the batch is one.
+// expired context. An HTTP downstream answering 400 to the batch is one,
+// and so is one answering 500 or 403, which is why a permanent error alone
+// never proves a record at fault (see refused).
 func permanent(err error) bool {
 	if transport.Classify(err) != transport.Fatal {
 		return false
 	}
-	for _, kind := range []error{transport.ErrConnection, transport.ErrConfig, transport.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+	for _, kind := range []error{transport.ErrConnection, transport.ErrConfig, transport.ErrClosed, transport.ErrTimeout, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, kind) {
 			return false
 		}
@@ -218,25 +263,19 @@ func permanent(err error) bool {
 // settle applies the result of one drain call to the pending items.
 func (d *drainer) settle(t breaker.Ticket, err error, timedOut, cancelled bool, idx []int) roundResult {
 	s, pend := d.s, d.pend
-	// This call was the control of the suspect, if there is one: it is
-	// decided here either way.
-	suspect := d.suspect
-	d.suspect = -1
 	if err == nil {
 		t.Success()
 		for _, i := range idx {
 			pend[i].done = true
 		}
 		s.cDrained.Add(float64(len(idx)))
-		if suspect >= 0 {
-			// The downstream takes the next record alone but not this
-			// one: the record is at fault.
-			it := &pend[suspect]
-			it.dead, it.deadTag = "rejected by the downstream (the batch failed as a whole; the record failed alone "+
-				"while the record after it was accepted): "+d.suspectErr.Error(), "fatal"
-		}
+		d.condemnPassed()
 		d.grow()
 		return roundOK
+	}
+	if cancelled {
+		t.Ignore()
+		return roundFailed
 	}
 	failed, ok := failedIndices(err, len(idx))
 	if !ok {
@@ -244,22 +283,22 @@ func (d *drainer) settle(t breaker.Ticket, err error, timedOut, cancelled bool, 
 		// the breaker, never against the records, so an outage never
 		// dead-letters data; a permanent error may be a record's, which
 		// refused finds out.
-		switch {
-		case cancelled:
+		kind := classify(err)
+		if timedOut {
+			kind = failOutage
+		}
+		switch kind {
+		case failBusy:
 			t.Ignore()
-		case timedOut || errors.Is(err, transport.ErrTimeout):
-			t.Failure()
-		case transport.Classify(err) == transport.DeadLettered:
+		case failFiltered:
 			t.Success()
 			for _, i := range idx {
 				pend[i].attempts++
 				pend[i].dead, pend[i].deadTag = "dead-lettered by the downstream: "+err.Error(), "filtered"
 			}
 			return roundOK
-		case transport.Classify(err) == transport.Backpressure:
-			t.Ignore()
-		case permanent(err):
-			return d.refused(t, err, suspect >= 0, idx)
+		case failRefused:
+			return d.refused(t, err, idx)
 		default:
 			t.Failure()
 			s.noteDownErr(err)
@@ -267,81 +306,122 @@ func (d *drainer) settle(t breaker.Ticket, err error, timedOut, cancelled bool, 
 		return roundFailed
 	}
 	isFailed := make(map[int]error, len(failed))
-	allBP := true
 	for _, f := range failed {
 		isFailed[f.Index] = f.Err
-		if !errors.Is(f.Err, transport.ErrBackpressure) {
-			allBP = false
-		}
 	}
 	accepted := 0
-	retry := false
 	for k, i := range idx {
-		ferr, bad := isFailed[k]
-		if !bad {
+		if _, bad := isFailed[k]; !bad {
 			pend[i].done = true
 			accepted++
-			continue
-		}
-		it := &pend[i]
-		if errors.Is(ferr, transport.ErrBackpressure) {
-			retry = true
-			continue
-		}
-		it.attempts++
-		switch transport.Classify(ferr) {
-		case transport.Fatal:
-			it.dead, it.deadTag = "rejected by the downstream: "+ferr.Error(), "fatal"
-		case transport.DeadLettered:
-			it.dead, it.deadTag = "dead-lettered by the downstream: "+ferr.Error(), "filtered"
-		default:
-			if it.attempts >= s.cfg.MaxAttempts {
-				it.dead, it.deadTag = fmt.Sprintf("still failing after %d attempts: %s", it.attempts, ferr.Error()), "attempts"
-			} else {
-				retry = true
-			}
 		}
 	}
 	s.cDrained.Add(float64(accepted))
+	// Records the downstream dead-lettered on purpose go to the queue
+	// whatever else happened.
+	var refusedIdx []int
+	var refusedErrs []error
+	var firstErr error
+	busy, outage := false, false
+	for k, i := range idx {
+		ferr, bad := isFailed[k]
+		if !bad {
+			continue
+		}
+		switch classify(ferr) {
+		case failFiltered:
+			pend[i].attempts++
+			pend[i].dead, pend[i].deadTag = "dead-lettered by the downstream: "+ferr.Error(), "filtered"
+		case failRefused:
+			refusedIdx = append(refusedIdx, i)
+			refusedErrs = append(refusedErrs, ferr)
+		case failBusy:
+			busy = true
+		default:
+			if !outage {
+				firstErr = ferr
+			}
+			outage = true
+		}
+	}
 	if accepted > 0 {
+		// The downstream is up: it took records of this call. A record it
+		// refused by itself, permanently, is at fault; one it failed with
+		// an outage error or backpressure is tried again, never charged.
+		t.Success()
+		for k, i := range refusedIdx {
+			it := &pend[i]
+			it.attempts++
+			it.dead, it.deadTag = "rejected by the downstream (other records of the call were accepted): "+refusedErrs[k].Error(), "fatal"
+		}
+		d.condemnPassed()
 		d.grow()
+		if busy || outage {
+			return roundFailed
+		}
+		return roundOK
 	}
 	switch {
-	case allBP:
-		t.Ignore()
-	case accepted == 0 && len(failed) == len(idx):
-		// Every record failed, none by a definite rejection: treat it
-		// as the downstream's failure.
-		definite := false
-		for _, f := range failed {
-			if o := transport.Classify(f.Err); o == transport.Fatal || o == transport.DeadLettered {
-				definite = true
-			}
-		}
-		if definite {
-			t.Success()
-		} else {
-			t.Failure()
-		}
-	default:
+	case outage:
+		// Nothing accepted and a record failed with an outage error: the
+		// downstream's failure, charged to no record.
+		t.Failure()
+		s.noteDownErr(firstErr)
+		return roundFailed
+	case len(refusedIdx) > 0 && !busy:
+		// Nothing accepted, every record refused permanently: as a call
+		// refused as a whole.
+		return d.refused(t, refusedErrs[0], refusedIdx)
+	case len(refusedIdx) == 0 && !busy:
+		// Only dead-lettered records: go on with the rest.
 		t.Success()
-	}
-	if retry {
+		return roundOK
+	default:
+		t.Ignore()
 		return roundFailed
 	}
-	return roundOK
 }
 
-// refused handles a call the downstream refused as a whole with a permanent
-// error. A call of several records is split: its first half goes alone next,
-// and so on, until the record at fault is alone (the records before it are
-// accepted on the way). A record refused alone is charged an attempt and
-// becomes the suspect; the next call, the record after it alone, decides
-// (see settle). When the previous call had a suspect, two records in a row
-// are refused alone: the downstream more likely refuses everything, so the
-// round counts as a breaker failure, the second record is not charged, and
-// the drainer waits.
-func (d *drainer) refused(t breaker.Ticket, err error, hadSuspect bool, idx []int) roundResult {
+// condemnPassed dead-letters the records passed in this round: the call
+// just accepted the record after them, which proves the downstream up and
+// each of them refused alone at least tiered.max_attempts times.
+func (d *drainer) condemnPassed() {
+	for _, i := range d.passed {
+		it := &d.pend[i]
+		it.dead = fmt.Sprintf("still failing after %d attempts (refused alone each time, with backoff between, "+
+			"while the downstream accepted the record after it): %s", it.attempts, it.lastErr.Error())
+		it.deadTag = "attempts"
+	}
+	d.passed = d.passed[:0]
+}
+
+// refused handles a call the downstream refused with a permanent error and
+// no record accepted: as a whole, or every record by itself.
+//
+// A call of several records is split: its first half goes alone next, and
+// so on, until the record at fault is alone (the records before it are
+// accepted on the way). The breaker learns nothing from these calls.
+//
+// A record refused alone is charged an attempt, and no more than that: a
+// permanent error is also what a failing downstream answers (an HTTP
+// endpoint answering 500), so only an accepted record after it proves the
+// record at fault. The drainer waits with backoff and tries the record
+// alone again, so that a downstream refusing a few calls in a row (a blip)
+// never condemns a record; once the record has been refused alone
+// tiered.max_attempts times, a refusal goes on at once with the record
+// after it, alone (see pick), and if the downstream accepts that one, the
+// record is dead-lettered (see condemnPassed). A record passed this way
+// that is refused alone tiered.max_attempts times too is passed in turn.
+//
+// The round ends with a wait when the record refused has been refused alone
+// fewer than tiered.max_attempts times, or when no record follows it. That
+// counts one breaker failure when the round tried a record after a passed
+// one (it was refused too: the downstream more likely refuses everything)
+// or when no record follows (nothing can tell the record's fault from the
+// downstream's); it counts nothing for the first record of a round with
+// records after it, which the next rounds decide. A downstream that
+// refuses everything thus opens the breaker and dead-letters nothing.
+func (d *drainer) refused(t breaker.Ticket, err error, idx []int) roundResult {
 	if len(idx) > 1 {
 		// Nothing known yet about the downstream's health.
 		t.Ignore()
@@ -349,19 +429,23 @@ func (d *drainer) refused(t breaker.Ticket, err error, hadSuspect bool, idx []in
 		return roundAgain
 	}
 	d.window = 1
-	if hadSuspect {
-		t.Failure()
-		d.s.noteDownErr(err)
-		return roundFailed
-	}
-	t.Ignore()
-	it := &d.pend[idx[0]]
-	if it.attempts++; it.attempts >= d.s.cfg.MaxAttempts {
-		it.dead, it.deadTag = fmt.Sprintf("still failing alone after %d attempts: %s", it.attempts, err.Error()), "attempts"
+	i := idx[0]
+	it := &d.pend[i]
+	it.attempts++
+	it.lastErr = err
+	next := d.hasNext(i)
+	if next && it.attempts >= d.s.cfg.MaxAttempts {
+		t.Ignore()
+		d.passed = append(d.passed, i)
 		return roundAgain
 	}
-	d.suspect, d.suspectErr = idx[0], err
-	return roundAgain
+	if next && len(d.passed) == 0 {
+		t.Ignore()
+	} else {
+		t.Failure()
+		d.s.noteDownErr(err)
+	}
+	return roundFailed
 }
 
 // flushDead sends the items marked dead to the dead-letter queue and marks
@@ -379,11 +463,16 @@ func (s *Sink) flushDead(ctx context.Context, pend []item) bool {
 		return true
 	}
 	if err := s.deadLetter(ctx, dead); err != nil {
-		if ctx.Err() == nil {
-			s.lastErr.Store(&errBox{err: fmt.Errorf("dead-letter queue refused %d records: %w", len(dead), err)})
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrNoDeadLetterQueue):
+			s.held.Store(&errBox{err: err})
+		default:
+			s.lastErr.Store(&errBox{err: err})
 		}
 		return false
 	}
+	s.held.Store(nil)
 	for _, i := range at {
 		pend[i].done = true
 	}
@@ -416,9 +505,9 @@ func (d *drainer) ackPrefix() {
 	rest := copy(d.pend, d.pend[n:])
 	clear(d.pend[rest:])
 	d.pend = d.pend[:rest]
-	if d.suspect >= 0 {
-		// The suspect is unresolved, so it lies after the prefix.
-		d.suspect -= n
+	for k := range d.passed {
+		// Passed records are unresolved, so they lie after the prefix.
+		d.passed[k] -= n
 	}
 }
 

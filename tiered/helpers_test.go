@@ -44,6 +44,9 @@ type fakeDown struct {
 	poison      map[string]error
 	spoil       map[string]error
 	refuseAll   error
+	failEach    error
+	refuseCalls int
+	refuseErr   error
 	got         []string
 	seen        map[string]int
 	calls       int
@@ -77,6 +80,18 @@ func (d *fakeDown) setSpoil(payload string, err error) {
 // setRefuseAll makes every call fail as a whole with err (nil: no more).
 func (d *fakeDown) setRefuseAll(err error) { d.mu.Lock(); d.refuseAll = err; d.mu.Unlock() }
 
+// setFailEach makes every call fail with a *transport.BatchError naming
+// each record with err (nil: no more), as a Kafka producer reports
+// delivery timeouts.
+func (d *fakeDown) setFailEach(err error) { d.mu.Lock(); d.failEach = err; d.mu.Unlock() }
+
+// refuseNext makes the next n calls fail as a whole with err.
+func (d *fakeDown) refuseNext(n int, err error) {
+	d.mu.Lock()
+	d.refuseCalls, d.refuseErr = n, err
+	d.mu.Unlock()
+}
+
 func (d *fakeDown) Name() string { return "fake" }
 
 func (d *fakeDown) Send(ctx context.Context, rec transport.Record) error {
@@ -98,8 +113,19 @@ func (d *fakeDown) SendBatch(ctx context.Context, recs []transport.Record) error
 	if d.down {
 		return transport.NewError(transport.ErrConnection, "fake", "send", errors.New("connection refused"))
 	}
+	if d.refuseCalls > 0 {
+		d.refuseCalls--
+		return d.refuseErr
+	}
 	if d.refuseAll != nil {
 		return d.refuseAll
+	}
+	if d.failEach != nil {
+		be := &transport.BatchError{}
+		for i := range recs {
+			be.Failed = append(be.Failed, transport.FailedRecord{Index: i, Err: d.failEach})
+		}
+		return be
 	}
 	for _, r := range recs {
 		if err, bad := d.spoil[string(r.Payload)]; bad {

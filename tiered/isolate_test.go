@@ -3,6 +3,7 @@ package tiered
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -21,9 +22,10 @@ func badRequest() error {
 }
 
 // A downstream that refuses a whole batch whenever it holds the poison
-// record: the drainer splits the batch until the poison is alone, proves it
-// at fault by the record after it, and dead-letters it with its reason and
-// attempts; the rest arrives in order, each record once.
+// record: the drainer splits the batch until the poison is alone, tries it
+// alone max_attempts times, proves it at fault by the record after it, and
+// dead-letters it with its reason and attempts; the rest arrives in order,
+// each record once, and the breaker stays closed.
 func TestSpoiledBatchPoisonIsolatedFromSpool(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Breaker = breaker.Config{FailureThreshold: 1, OpenTimeout: time.Minute}
@@ -51,14 +53,14 @@ func TestSpoiledBatchPoisonIsolatedFromSpool(t *testing.T) {
 		t.Fatalf("DLQ holds %d entries, want the poison alone: %+v", len(es), es)
 	}
 	en := es[0]
-	if string(en.Payload) != poison || en.Attempts != 1 || en.Destination != "fake" ||
-		!strings.Contains(en.Reason, "400 Bad Request") || !strings.Contains(en.Reason, "failed alone") {
+	if string(en.Payload) != poison || en.Attempts != cfg.MaxAttempts || en.Destination != "fake" ||
+		!strings.Contains(en.Reason, "400 Bad Request") || !strings.Contains(en.Reason, "refused alone") {
 		t.Fatalf("DLQ entry: payload %q attempts %d destination %q reason %q", en.Payload, en.Attempts, en.Destination, en.Reason)
 	}
 	if en.Source == nil || !strings.HasPrefix(en.Source.Token, "spool:t:") {
 		t.Fatalf("DLQ entry source = %+v", en.Source)
 	}
-	if v := testutil.ToFloat64(e.sink.mDead.With(e.sink.name, "fatal")); v != 1 {
+	if v := testutil.ToFloat64(e.sink.mDead.With(e.sink.name, "attempts")); v != 1 {
 		t.Fatalf("dead-lettered = %v, want 1", v)
 	}
 	if st := e.sink.Breaker().State(); st != breaker.Closed {
@@ -67,11 +69,12 @@ func TestSpoiledBatchPoisonIsolatedFromSpool(t *testing.T) {
 }
 
 // The same on the direct path: a batch sent while the downstream is up,
-// refused as a whole for one record, goes to the spool without counting
-// against the breaker, and the drainer isolates the record.
+// refused as a whole for one record, goes to the spool; the refusal counts
+// one breaker failure (nothing tells it from a failing downstream yet),
+// and the drainer isolates the record and closes the count again.
 func TestSpoiledBatchPoisonIsolatedFromDirectSend(t *testing.T) {
 	cfg := testConfig(t.TempDir())
-	cfg.Breaker = breaker.Config{FailureThreshold: 1, OpenTimeout: time.Hour}
+	cfg.Breaker = breaker.Config{FailureThreshold: 2, OpenTimeout: time.Hour}
 	d := newFakeDown(100_000)
 	dl := &memDLQ{}
 	e := newEnv(t, cfg, d, dl)
@@ -93,13 +96,14 @@ func TestSpoiledBatchPoisonIsolatedFromDirectSend(t *testing.T) {
 		t.Fatalf("records spooled after the refused direct batch = %v, want 8", v)
 	}
 	if st := e.sink.Breaker().State(); st != breaker.Closed {
-		t.Fatalf("a refused batch opened the breaker (threshold 1): %s", st)
+		t.Fatalf("a refused batch opened the breaker (threshold 2): %s", st)
 	}
 }
 
-// Two poison records in a row: neither proves the other at fault, so each
-// is dead-lettered once it has failed alone max_attempts times; the rest
-// arrives in order.
+// Two poison records in a row: neither proves the other at fault, so the
+// first, once refused alone max_attempts times, is passed for the second,
+// and both are dead-lettered when the record after them is accepted; the
+// rest arrives in order.
 func TestAdjacentPoisonRecords(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.MaxAttempts = 3
@@ -124,12 +128,10 @@ func TestAdjacentPoisonRecords(t *testing.T) {
 		t.Fatalf("DLQ = %+v, want c-00010 then c-00011", es)
 	}
 	for _, en := range es {
-		if en.Attempts < 1 || en.Attempts > cfg.MaxAttempts || !strings.Contains(en.Reason, "400 Bad Request") {
+		if en.Attempts < cfg.MaxAttempts || !strings.Contains(en.Reason, "400 Bad Request") ||
+			!strings.Contains(en.Reason, fmt.Sprintf("after %d attempts", en.Attempts)) {
 			t.Fatalf("DLQ entry of %s: attempts %d reason %q", en.Payload, en.Attempts, en.Reason)
 		}
-	}
-	if en := es[0]; en.Attempts != cfg.MaxAttempts || !strings.Contains(en.Reason, "after 3 attempts") {
-		t.Fatalf("the first poison ends by its attempts: %d, %q", en.Attempts, en.Reason)
 	}
 }
 

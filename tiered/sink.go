@@ -49,9 +49,14 @@ type DeadLetterSink interface {
 // Options wires a Sink: what does not come from the config file.
 type Options struct {
 	// DeadLetters receives the records that can never be delivered. Nil
-	// means such records are logged at ERROR, counted in
-	// keel_tiered_dropped_records_total{reason="no_dead_letter_queue"} and
-	// discarded.
+	// means there is nowhere to put them: such a record stays in the spool
+	// and the drainer holds at it (logged at ERROR, reported by Health,
+	// Stalled and CannotDrain once tiered.stall_timeout passed) until the
+	// sink is opened again with a dead-letter queue, unless
+	// tiered.drop_undeliverable is true: the record is then logged at
+	// ERROR, counted in
+	// keel_tiered_dropped_records_total{reason="no_dead_letter_queue"}
+	// and discarded.
 	DeadLetters DeadLetterSink
 	// Name labels the metrics (label sink) and the breaker (label target).
 	// Default: the downstream's Name.
@@ -113,6 +118,9 @@ type Sink struct {
 	closeErr    error
 
 	lastErr atomic.Pointer[errBox]
+	// held is set while the drainer holds an undeliverable record for
+	// want of a dead-letter queue (ErrNoDeadLetterQueue).
+	held atomic.Pointer[errBox]
 
 	clock breaker.Clock
 	// lastProgress is when the drainer last resolved records or met a new
@@ -133,6 +141,7 @@ type Sink struct {
 	onIdle   func()
 
 	warnEvery *logging.Sampler
+	heldEvery *logging.Sampler
 }
 
 type errBox struct{ err error }
@@ -179,6 +188,7 @@ func New(ctx context.Context, down transport.Sender, cfg Config, opts Options) (
 		name:      opts.Name,
 		spooling:  sp.Len() > 0,
 		warnEvery: logging.Every(10 * time.Second),
+		heldEvery: logging.Every(10 * time.Second),
 		clock:     opts.Clock,
 		onIdle:    opts.onIdle,
 		emptied:   make(chan struct{}),
@@ -235,23 +245,27 @@ func (s *Sink) Stalled() bool {
 }
 
 // CannotDrain reports a sink that cannot drain its spool: the breaker is
-// open, the spool is stalled (Stalled), or the spool is full (its fill
-// level, PressureRatio, reached 1: the downstream does not keep up with
-// what comes in). Pass it to scaling.CircuitSource so that the scaling
-// pressure drops to zero: more instances would only push more into a
-// downstream that takes nothing more. The fill level thus only ever pushes
-// the scaling pressure down; Health fails under the same conditions.
+// open, the spool is stalled (Stalled), the drainer holds an undeliverable
+// record for want of a dead-letter queue (Health matches
+// ErrNoDeadLetterQueue), or the spool is full (its fill level,
+// PressureRatio, reached 1: the downstream does not keep up with what
+// comes in). Pass it to scaling.CircuitSource so that the scaling pressure
+// drops to zero: more instances would only push more into a downstream
+// that takes nothing more. The fill level thus only ever pushes the
+// scaling pressure down; Health fails under the same conditions.
 func (s *Sink) CannotDrain() bool { return s.stuck() || s.sp.PressureRatio() >= 1 }
 
-// stuck reports an open breaker or a stalled spool: the drainer delivers
-// nothing, so Close does not wait for it.
-func (s *Sink) stuck() bool { return s.br.IsOpen() || s.Stalled() }
+// stuck reports an open breaker, a stalled spool or a held record: the
+// drainer delivers nothing, so Close does not wait for it.
+func (s *Sink) stuck() bool { return s.br.IsOpen() || s.Stalled() || s.held.Load() != nil }
 
 // markProgress notes that the drainer resolved records or met a new backlog.
 func (s *Sink) markProgress() { s.lastProgress.Store(s.clock.Now().UnixNano()) }
 
 // Health returns nil while the downstream is reachable and the spool works;
 // the last spool error while appends fail, an error matching
+// ErrNoDeadLetterQueue while the drainer holds an undeliverable record for
+// want of a dead-letter queue, an error matching
 // ErrCannotDrain while the sink cannot drain (see CannotDrain; it also
 // matches ErrCircuitOpen, ErrStalled or spool.ErrFull, whichever holds), and
 // transport.ErrClosed after Close.
@@ -263,6 +277,9 @@ func (s *Sink) Health(ctx context.Context) error {
 		return transport.NewError(transport.ErrClosed, s.Name(), "health", errors.New("the sink is closed"))
 	}
 	if b := s.lastErr.Load(); b != nil && b.err != nil {
+		return transport.NewError(transport.ErrSend, s.Name(), "health", b.err)
+	}
+	if b := s.held.Load(); b != nil {
 		return transport.NewError(transport.ErrSend, s.Name(), "health", b.err)
 	}
 	if s.br.IsOpen() {
@@ -365,10 +382,11 @@ func (s *Sink) direct(ctx context.Context, t breaker.Ticket, records []transport
 			t.Ignore()
 			return records, nil, spoolBackpressur
 		case permanent(err):
-			// Maybe one record's fault: the drainer isolates it, and
-			// counts against the breaker only what it cannot pin on a
-			// record.
-			t.Ignore()
+			// Maybe one record's fault, maybe the downstream's (an HTTP
+			// endpoint answering 500): a failure for the breaker; the
+			// drainer pins it on one record if a later record is accepted.
+			t.Failure()
+			s.noteDownErr(err)
 			return records, nil, spoolRejected
 		default:
 			t.Failure()
@@ -482,7 +500,7 @@ func (s *Sink) toSpool(ctx context.Context, records []transport.Record, idx []in
 			return nil
 		case errors.Is(err, spool.ErrTooLarge) && i < len(payloads):
 			if derr := s.deadLetter(ctx, []deadItem{{rec: records[i], reason: "too large for the spool: " + err.Error(), tag: "too_large"}}); derr != nil {
-				return transport.NewError(transport.ErrSend, s.Name(), "spool", fmt.Errorf("record %d is too large for spool %s and the dead-letter queue refused it: %w", i, s.sp.Dir(), derr))
+				return transport.NewError(transport.ErrSend, s.Name(), "spool", fmt.Errorf("record %d is too large for spool %s and could not be dead-lettered: %w", i, s.sp.Dir(), derr))
 			}
 			i++
 		default:
@@ -536,15 +554,31 @@ type deadItem struct {
 	attempts int
 }
 
-// deadLetter writes items to the dead-letter queue (durably) or, without
-// one, logs and counts them.
+// ErrNoDeadLetterQueue is matched by the Health error of a Sink that holds
+// an undeliverable record because it has no dead-letter queue
+// (Options.DeadLetters) and tiered.drop_undeliverable is false.
+var ErrNoDeadLetterQueue = errors.New("tiered: undeliverable record held: no dead-letter queue")
+
+// deadLetter writes items to the dead-letter queue (durably). Without one
+// it discards them, logged and counted, under tiered.drop_undeliverable,
+// and otherwise returns an error matching ErrNoDeadLetterQueue, so that the
+// records stay where they are.
 func (s *Sink) deadLetter(ctx context.Context, items []deadItem) error {
 	if len(items) == 0 {
 		return nil
 	}
 	if s.dl == nil {
+		if !s.cfg.DropUndeliverable {
+			it := items[0]
+			if ok, skipped := s.heldEvery.Allow(); ok {
+				s.log.Error("undeliverable record held in the spool: no dead-letter queue configured; configure one, or set tiered.drop_undeliverable: true to discard such records",
+					"records", len(items), "reason", it.reason, "attempts", it.attempts, "spool_seq", it.seq, "suppressed", skipped)
+			}
+			return fmt.Errorf("%w: %d undeliverable records (the first: %s) stay in spool %s; configure a dead-letter queue, or set tiered.drop_undeliverable: true to discard them",
+				ErrNoDeadLetterQueue, len(items), it.reason, s.sp.Dir())
+		}
 		for _, it := range items {
-			s.log.Error("undeliverable record discarded: no dead-letter queue configured",
+			s.log.Error("undeliverable record discarded (tiered.drop_undeliverable): no dead-letter queue configured",
 				"reason", it.reason, "attempts", it.attempts, "spool_seq", it.seq, "payload_bytes", len(it.rec.Payload))
 			s.mDropped.With(s.name, "no_dead_letter_queue").Inc()
 		}
@@ -565,7 +599,7 @@ func (s *Sink) deadLetter(ctx context.Context, items []deadItem) error {
 		}
 	}
 	if err := s.dl.Write(ctx, entries...); err != nil {
-		return err
+		return fmt.Errorf("dead-letter queue refused %d records: %w", len(items), err)
 	}
 	for _, it := range items {
 		s.mDead.With(s.name, it.tag).Inc()
