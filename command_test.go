@@ -140,6 +140,107 @@ memory:
 	}
 }
 
+// kafkaEnvApp reads its input from a Kafka section whose brokers come only
+// from the environment.
+func kafkaEnvApp() keel.App {
+	app := cliApp()
+	app.Transports = []string{"input"}
+	app.Defaults = map[string]any{"input.type": "kafka", "input.kafka.group": "g", "input.kafka.topics": []string{"orders"}}
+	return app
+}
+
+// effectiveDump is the part of the configuration dump the tests read.
+type effectiveDump struct {
+	Effective map[string]any `json:"effective"`
+	Sections  map[string]struct {
+		Effective map[string]any `json:"effective"`
+	} `json:"sections"`
+}
+
+// checkEffective checks that the dump shows the values in effect: the
+// Kafka brokers from KAFKA_BOOTSTRAP_SERVERS (in the section and in the
+// effective tree), the transport defaults, and the runtime defaults the
+// zero values stand for.
+func checkEffective(t *testing.T, out string, adminAddr string) {
+	t.Helper()
+	var dump effectiveDump
+	if err := json.Unmarshal([]byte(out), &dump); err != nil {
+		t.Fatalf("not the JSON dump: %v\n%s", err, out)
+	}
+	ik := dump.Sections["input.kafka"].Effective
+	if fmt.Sprint(ik["brokers"]) != "[kafka-9:9092]" || ik["client_id"] != "keel" || ik["profile"] != "production" {
+		t.Fatalf("input.kafka shows %v, want the brokers of KAFKA_BOOTSTRAP_SERVERS and the defaults", ik)
+	}
+	if ik["sasl_password"] != secret.Redacted {
+		t.Fatalf("input.kafka.sasl_password shows %v", ik["sasl_password"])
+	}
+	tree, _ := dump.Effective["input"].(map[string]any)
+	if k, _ := tree["kafka"].(map[string]any); fmt.Sprint(k["brokers"]) != "[kafka-9:9092]" {
+		t.Fatalf("the effective tree shows input %v", tree)
+	}
+	for _, c := range []struct{ section, key, want string }{
+		{"lifecycle", "shutdown_timeout", "30s"},
+		{"admin", "addr", adminAddr},
+		{"logging", "level", "info"},
+		{"batch_processing", "drain_timeout", "10s"},
+	} {
+		if got := dump.Sections[c.section].Effective[c.key]; got != c.want {
+			t.Fatalf("%s.%s shows %v, want %s", c.section, c.key, got, c.want)
+		}
+		if got := dump.Effective[c.section].(map[string]any)[c.key]; got != c.want {
+			t.Fatalf("the effective tree shows %s.%s as %v, want %s", c.section, c.key, got, c.want)
+		}
+	}
+	if wp := dump.Sections["worker_pool"].Effective; fmt.Sprint(wp["min_workers"]) == "0" {
+		t.Fatalf("worker_pool shows its zeros: %v", wp)
+	}
+}
+
+// TestConfigCheckShowsTheValuesInEffect: config-check prints what the
+// service uses: the Kafka environment variables its builder reads, the
+// transport defaults, and the runtime defaults, with no secret.
+func TestConfigCheckShowsTheValuesInEffect(t *testing.T) {
+	t.Setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-9:9092")
+	t.Setenv("KAFKA_SASL_PASSWORD", plantedPassword)
+	stdout, stderr, err := runCommand(t, kafkaEnvApp(), nil, "config-check")
+	if err != nil {
+		t.Fatalf("config-check: %v\n%s", err, stderr)
+	}
+	noSecrets(t, stdout, stderr)
+	checkEffective(t, stdout, ":9090")
+	contains(t, stderr, "admin:     :9090\n", "the summary")
+}
+
+// TestConfigCheckStrict: an unknown key inside a section the service
+// reads is a warning, and an error naming it with --strict or
+// CONFIG_STRICT.
+func TestConfigCheckStrict(t *testing.T) {
+	path := writeFile(t, "typo.yaml", "dlq:\n  http:\n    endpiont: http://127.0.0.1:1/dlq\nwork:\n  api_token: "+plantedToken+"\n")
+	stdout, stderr, err := runCommand(t, cliApp(), nil, "config-check", "-c", path)
+	if err != nil {
+		t.Fatalf("config-check without --strict: %v", err)
+	}
+	contains(t, stderr, "endpiont", "the warning")
+	noSecrets(t, stdout, stderr)
+	for name, run := range map[string]func() (string, string, error){
+		"flag": func() (string, string, error) {
+			return runCommand(t, cliApp(), nil, "config-check", "--strict", "-c", path)
+		},
+		"env": func() (string, string, error) {
+			return runCommand(t, cliApp(), map[string]string{cli.EnvConfigStrict: "1"}, "config-check", "-c", path)
+		},
+	} {
+		stdout, stderr, err := run()
+		if err == nil || !strings.Contains(err.Error(), "dlq.http.endpiont") {
+			t.Fatalf("%s: config-check --strict: %v; want the unknown key dlq.http.endpiont named", name, err)
+		}
+		if stdout != "" {
+			t.Fatalf("%s: a failed strict check printed a configuration:\n%s", name, stdout)
+		}
+		noSecrets(t, stdout, stderr, err.Error())
+	}
+}
+
 func TestConfigCheckBadFileNamesTheKey(t *testing.T) {
 	cases := map[string]string{
 		"work.workers":             "work:\n  workers: 0\n  api_token: " + plantedToken + "\n",
@@ -344,6 +445,41 @@ func TestConfigDefaultsCommand(t *testing.T) {
 				sp["dir"] != "spool/transport" || sp["sync"] != "interval" || sp["full_policy"] != "block" ||
 				fmt.Sprint(br["failure_threshold"]) != "5" || br["open_timeout"] != "30s" {
 				t.Fatalf("transport.tiered defaults not resolved: %v", ti)
+			}
+		})
+	}
+}
+
+// TestConfigDefaultsShowsTheTransportDefaults: a transport sub-section
+// shows what its zeros stand for, and the code defaults only (no
+// KAFKA_* variable).
+func TestConfigDefaultsShowsTheTransportDefaults(t *testing.T) {
+	t.Setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-9:9092")
+	for typ, want := range map[string]map[string]string{
+		"kafka": {"brokers": "[localhost:9092]", "client_id": "keel", "profile": "production", "sizing": "throughput"},
+		"file":  {"max_line_bytes": "1048576", "sync": "every_write", "flush": "batch", "poll_interval": "100ms"},
+		"pipe":  {"max_line_bytes": "1048576", "read_buffer_bytes": "65536"},
+		"http":  {"listen": ":8080", "path": "/ingest", "ack_mode": "commit"},
+		"inmem": {"buffer_size": "1000"},
+	} {
+		t.Run(typ, func(t *testing.T) {
+			app := cliApp()
+			app.Defaults = map[string]any{"transport.type": typ}
+			stdout, _, err := runCommand(t, app, nil, "config-defaults", "--format", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tree map[string]map[string]any
+			dec := json.NewDecoder(strings.NewReader(stdout))
+			dec.UseNumber()
+			if err := dec.Decode(&tree); err != nil {
+				t.Fatal(err)
+			}
+			sub, _ := tree["transport"][typ].(map[string]any)
+			for k, v := range want {
+				if fmt.Sprint(sub[k]) != v {
+					t.Fatalf("transport.%s.%s is %v, want %s:\n%v", typ, k, sub[k], v, sub)
+				}
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,22 +29,30 @@ import (
 	"github.com/keel-go/keel/tiered"
 	"github.com/keel-go/keel/transport/file"
 	"github.com/keel-go/keel/transport/httptransport"
+	"github.com/keel-go/keel/transport/inmem"
 	"github.com/keel-go/keel/transport/kafka"
 	"github.com/keel-go/keel/transport/pipe"
 )
 
 // configCheck is the config-check command: build every component from the
 // whole configuration without starting anything, then print the redacted
-// effective configuration as JSON on stdout and a summary on stderr.
+// effective configuration as JSON on stdout and a summary on stderr. With
+// --strict (or CONFIG_STRICT) a key inside a section the service reads
+// that matches no setting is an error naming the key.
 func configCheck(ctx context.Context, app *App, o *options, stdout, stderr io.Writer) error {
+	if o.flags != nil && o.flags.Strict {
+		oo := *o
+		oo.configOpts = append(slices.Clone(o.configOpts), func(c *config.Options) { c.Strict = true })
+		o = &oo
+	}
 	rt, err := build(ctx, app, o, modeCheck)
 	if err != nil {
 		return err
 	}
 	defer rt.release()
-	dump, err := rt.cfg.DumpJSON()
+	dump, err := rt.configJSON()
 	if err != nil {
-		return fmt.Errorf("keel: render the effective configuration: %w", err)
+		return err
 	}
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, dump, "", "  "); err != nil {
@@ -54,13 +63,135 @@ func configCheck(ctx context.Context, app *App, o *options, stdout, stderr io.Wr
 	if len(files) == 0 {
 		files = []string{"(none: defaults, environment and flags only)"}
 	}
+	addr := rt.sections.admin.Addr
+	if addr == "" {
+		addr = admin.DefaultAddr
+	}
 	summary := fmt.Sprintf("configuration is valid\nservice:   %s %s\nenv:       %s\nfiles:     %s\nlog level: %s\nadmin:     %s\n",
-		rt.app.Name, rt.version, rt.cfg.AppEnv(), strings.Join(files, ", "), rt.level.Level(), rt.sections.admin.Addr)
+		rt.app.Name, rt.version, rt.cfg.AppEnv(), strings.Join(files, ", "), rt.level.Level(), addr)
 	if _, err := io.WriteString(stderr, logging.MaskString(summary)); err != nil {
 		return err
 	}
 	_, err = stdout.Write(pretty.Bytes())
 	return err
+}
+
+// configJSON is the redacted configuration dump of config-check and
+// /config: config.Config.DumpJSON with the values in effect laid over
+// what the sections decoded (see effectiveSections), both in "sections"
+// (each one's "effective") and in the "effective" tree.
+func (rt *Runtime) configJSON() ([]byte, error) {
+	raw, err := rt.cfg.DumpJSON()
+	if err != nil {
+		return nil, fmt.Errorf("keel: render the effective configuration: %w", err)
+	}
+	var dump map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&dump); err != nil {
+		return nil, fmt.Errorf("keel: render the effective configuration: %w", err)
+	}
+	sections, _ := dump["sections"].(map[string]any)
+	if sections == nil {
+		sections = make(map[string]any)
+		dump["sections"] = sections
+	}
+	tree, _ := dump["effective"].(map[string]any)
+	if tree == nil {
+		tree = make(map[string]any)
+		dump["effective"] = tree
+	}
+	effective := rt.effectiveSections()
+	for _, key := range sortedKeys(effective) {
+		v := config.Redact(effective[key])
+		info, _ := sections[key].(map[string]any)
+		if info == nil {
+			info = map[string]any{"type": fmt.Sprintf("%T", effective[key])}
+			sections[key] = info
+		}
+		info["effective"] = v
+		nest(tree, strings.Split(key, "."), v)
+	}
+	out, err := json.Marshal(dump)
+	if err != nil {
+		return nil, fmt.Errorf("keel: render the effective configuration: %w", err)
+	}
+	return out, nil
+}
+
+// effectiveSections returns, by key, the values in effect of the sections
+// whose zero values stand for defaults: the runtime sections with the
+// defaults their zeros mean (logging.level as the logger has it now, after
+// flags and reloads), and every built-in transport sub-section the
+// registry holds (a section whose type key names it) with its defaults
+// and, for Kafka, the KAFKA_* environment variables the builder lays over
+// it. A sub-section that no longer decodes keeps what the registry shows.
+func (rt *Runtime) effectiveSections() map[string]any {
+	out := resolvedDefaults(rt.sections)
+	lg := out[SectionLogging].(LoggingConfig)
+	lg.Level = strings.ToLower(rt.level.Level().String())
+	out[SectionLogging] = lg
+	for _, info := range rt.cfg.Sections() {
+		i := strings.LastIndexByte(info.Name, '.')
+		if i < 0 {
+			continue
+		}
+		section, typ := info.Name[:i], info.Name[i+1:]
+		if typ == tiered.Section {
+			if v, err := tieredDefaults(rt.cfg, section); err == nil {
+				out[info.Name] = v
+			}
+			continue
+		}
+		eff, builtin := transportEffective[typ]
+		if _, replaced := rt.opts.transports[typ]; !builtin || replaced {
+			continue
+		}
+		if t, err := rt.cfg.String(section + ".type"); err != nil || strings.ToLower(strings.TrimSpace(t)) != typ {
+			continue
+		}
+		if v, err := eff(rt.cfg, info.Name, true); err == nil {
+			out[info.Name] = v
+		}
+	}
+	return out
+}
+
+// transportEffective decodes, for each built-in transport type, its
+// sub-section at key with every zero replaced by the default it stands
+// for; with env the Kafka sub-section also gets the environment variables
+// its builder reads (config-defaults shows the code defaults only).
+var transportEffective = map[string]func(cfg *config.Config, key string, env bool) (any, error){
+	TransportKafka: func(cfg *config.Config, key string, env bool) (any, error) {
+		var c kafka.Config
+		if err := cfg.Section(key, &c); err != nil {
+			return nil, err
+		}
+		if env {
+			if err := kafkaEnv(cfg, &c); err != nil {
+				return nil, err
+			}
+		}
+		role := c.Role
+		c = c.WithDefaults()
+		// An empty role follows the use: Receiver builds a consumer,
+		// Sender a producer.
+		c.Role = role
+		return c, nil
+	},
+	TransportFile:  withDefaultsOf[file.Config],
+	TransportPipe:  withDefaultsOf[pipe.Config],
+	TransportHTTP:  withDefaultsOf[httptransport.Config],
+	TransportInmem: withDefaultsOf[inmem.Config],
+}
+
+// withDefaultsOf decodes key into a C and returns it with its defaults.
+func withDefaultsOf[C interface{ WithDefaults() C }](cfg *config.Config, key string, _ bool) (any, error) {
+	var c C
+	if err := cfg.Section(key, &c); err != nil {
+		return nil, err
+	}
+	return c.WithDefaults(), nil
 }
 
 // configDefaults is the config-defaults command: every section the
@@ -114,6 +245,23 @@ func configDefaults(ctx context.Context, app *App, o *options, format string, st
 	tree := make(map[string]any)
 	for _, info := range cfg.Sections() {
 		nest(tree, strings.Split(info.Name, "."), info.Effective)
+	}
+	// A transport sub-section means "default" by a zero value too.
+	for _, s := range app.Transports {
+		t, err := cfg.String(s + ".type")
+		if err != nil {
+			continue
+		}
+		typ := strings.ToLower(strings.TrimSpace(t))
+		eff, builtin := transportEffective[typ]
+		if _, replaced := o.transports[typ]; !builtin || replaced {
+			continue
+		}
+		v, err := eff(cfg, s+"."+typ, false)
+		if err != nil {
+			return &SectionError{Key: s + "." + typ, Err: err}
+		}
+		nest(tree, strings.Split(s+"."+typ, "."), config.Redact(v))
 	}
 	// The runtime sections mean "default" by a zero value: show the values
 	// those zeros stand for.

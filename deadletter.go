@@ -31,8 +31,9 @@ const HookDLQClose = "dlq_close"
 func (rt *Runtime) DLQ() *dlq.DLQ { return rt.dlq }
 
 // buildDLQ builds the dead-letter queue when dlq.enabled is true and the
-// app brings no route of its own, and registers its flush as the first
-// shutdown hook (hooks run newest first, so it runs last of them). In
+// app brings no route of its own, registers its health check ("dlq") and
+// its flush as the first shutdown hook (hooks run newest first, so it
+// runs last of them). In
 // modeCheck nothing is built: the section was validated when decoded, and
 // the engine is validated with a route that refuses (see buildEngine).
 func (rt *Runtime) buildDLQ(ctx context.Context) error {
@@ -45,6 +46,11 @@ func (rt *Runtime) buildDLQ(ctx context.Context) error {
 		return &SectionError{Key: SectionDLQ, Err: err}
 	}
 	rt.dlq = d
+	// Readiness reflects the queue: unhealthy while no backend takes its
+	// entries, after a drop and while it is full (see dlq.DLQ.Health).
+	if err := rt.health.Register(dlq.HealthCheckName, d.Health); err != nil {
+		return fmt.Errorf("keel: register the %s health check: %w", dlq.HealthCheckName, err)
+	}
 	rt.mu.Lock()
 	// Flush after the app's hooks (what they route is written) and close
 	// only after the transports closed: a tiered sink that drains at close

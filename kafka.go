@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/keel-go/keel/config"
 	"github.com/keel-go/keel/scaling"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/kafka"
@@ -68,11 +69,8 @@ func decodeKafka(tc TransportContext, use kafka.Role) (kafka.Config, error) {
 	fail := func(err error) (kafka.Config, error) {
 		return c, &SectionError{Key: tc.Key, Err: rekey(err, kafka.Section, tc.Key)}
 	}
-	if err := c.ApplyEnv(tc.Runtime.cfg.EnvPrefix()); err != nil {
+	if err := kafkaEnv(tc.Runtime.cfg, &c); err != nil {
 		return fail(err)
-	}
-	if c.Environment == "" {
-		c.Environment = tc.Runtime.cfg.AppEnv()
 	}
 	c.Metrics, c.Logger = tc.Runtime.reg, tc.Runtime.log
 	role := kafka.Role(strings.ToLower(strings.TrimSpace(string(c.Role))))
@@ -116,6 +114,20 @@ func decodeKafka(tc TransportContext, use kafka.Role) (kafka.Config, error) {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// kafkaEnv overlays the Kafka environment variables (KAFKA_BOOTSTRAP_SERVERS,
+// ... and the same names under the app's prefix) onto c and fills an
+// empty environment with the configuration's: what the section holds
+// once the builder has read it, and what the dump shows.
+func kafkaEnv(cfg *config.Config, c *kafka.Config) error {
+	if err := c.ApplyEnv(cfg.EnvPrefix()); err != nil {
+		return err
+	}
+	if c.Environment == "" {
+		c.Environment = cfg.AppEnv()
+	}
+	return nil
 }
 
 // addLagSource adds a Kafka consumer's lag to the lag signal of the

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keel-go/keel"
+	"github.com/keel-go/keel/dlq"
 	"github.com/keel-go/keel/lifecycle"
 	"github.com/keel-go/keel/transport"
 	"github.com/keel-go/keel/transport/inmem"
@@ -598,4 +602,83 @@ func TestRunConfigEndpointRedacted(t *testing.T) {
 	contains(t, body, `"work"`, "/config")
 	contains(t, body, `"batch_processing"`, "/config")
 	noSecrets(t, body, logs.String())
+}
+
+// TestRunConfigEndpointShowsTheValuesInEffect: /config shows what the
+// service uses, as config-check does: the Kafka brokers of
+// KAFKA_BOOTSTRAP_SERVERS and the runtime defaults.
+func TestRunConfigEndpointShowsTheValuesInEffect(t *testing.T) {
+	t.Setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-9:9092")
+	t.Setenv("KAFKA_SASL_PASSWORD", plantedPassword)
+	var body string
+	var code int
+	app := kafkaEnvApp()
+	app.Run = func(ctx context.Context, rt *keel.Runtime) error {
+		var err error
+		code, body, err = fetch(rt.Admin().Addr(), "/config")
+		return err
+	}
+	logs := &syncBuffer{}
+	if err := keel.Run(testCtx(t), app, isolated(t, logs, map[string]any{"admin.enable_config": true})...); err != nil {
+		t.Fatal(err)
+	}
+	if code != 200 {
+		t.Fatalf("/config: %d %s", code, body)
+	}
+	checkEffective(t, body, "127.0.0.1:0")
+	noSecrets(t, body, logs.String())
+}
+
+// TestRunDLQInReadiness: the DLQ is the health check "dlq": while its
+// only backend refuses entries readiness fails, and it passes again once
+// the backend takes them.
+func TestRunDLQInReadiness(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer backend.Close()
+	poll := func(ctx context.Context, rt *keel.Runtime, want bool) error {
+		for !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if rt.Health().Ready(ctx) == want {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return errors.New("readiness did not turn " + map[bool]string{true: "true", false: "false"}[want])
+	}
+	app := keel.App{
+		Name: "dlqready",
+		Run: func(ctx context.Context, rt *keel.Runtime) error {
+			rt.MarkStarted()
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if !slices.Contains(rt.Health().Names(), dlq.HealthCheckName) {
+				return errors.New("no dlq health check registered")
+			}
+			if err := poll(wctx, rt, true); err != nil {
+				return err
+			}
+			if err := rt.DLQ().Push(wctx, dlq.Entry{Reason: "r", Payload: []byte("x")}); err != nil {
+				return err
+			}
+			if err := poll(wctx, rt, false); err != nil {
+				return err
+			}
+			down.Store(false)
+			return poll(wctx, rt, true)
+		},
+	}
+	opts := isolated(t, &syncBuffer{}, map[string]any{
+		"dlq.enabled": true, "dlq.mode": "single", "dlq.http.enabled": true, "dlq.http.endpoint": backend.URL,
+		"dlq.max_attempts": -1, "dlq.retry_backoff": "5ms", "dlq.flush_interval": "1ms",
+	})
+	if err := keel.Run(testCtx(t), app, opts...); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -376,7 +376,7 @@ func build(ctx context.Context, app *App, o *options, m mode) (rt *Runtime, err 
 
 	// 7. Admin server (not listening yet).
 	ac := rt.sections.admin
-	if rt.admin, err = admin.New(ac, admin.Deps{Health: rt.health, Metrics: rt.reg, ConfigJSON: rt.cfg.DumpJSON, Logger: rt.log}); err != nil {
+	if rt.admin, err = admin.New(ac, admin.Deps{Health: rt.health, Metrics: rt.reg, ConfigJSON: rt.configJSON, Logger: rt.log}); err != nil {
 		return rt, &SectionError{Key: SectionAdmin, Err: err}
 	}
 

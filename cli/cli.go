@@ -151,17 +151,21 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 		},
 	})
 	if spec.ConfigCheck != nil {
-		root.AddCommand(&cobra.Command{
+		c := &cobra.Command{
 			Use:   CommandConfigCheck,
 			Short: "Load and validate the configuration, then print it with every secret redacted",
 			Long: "Load the whole configuration cascade (files, environment, flags), decode and validate every " +
 				"section, and print the effective configuration as JSON with every secret redacted. " +
-				"Exits non-zero with an error naming the bad key otherwise.",
+				"Exits non-zero with an error naming the bad key otherwise. A key inside a section the " +
+				"service reads that matches no setting (a typo) is a warning, or an error with --strict.",
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return spec.ConfigCheck(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			},
-		})
+		}
+		c.Flags().BoolVar(&f.Strict, FlagStrict, false,
+			"fail on a key inside a section the service reads that matches no setting (env "+EnvConfigStrict+"=1)")
+		root.AddCommand(c)
 	}
 	if spec.ConfigDefaults != nil {
 		var format string
@@ -200,7 +204,8 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 
 // PrintVersion writes the version block of the version command: the
 // service's version (App.Version), the main module and its version from
-// the build info, the version of keel it was built with, and the commit:
+// the build info, the version of keel it was built with, the commit and,
+// when the build set it (metrics.BuildTimeVar), the build time:
 //
 //	orders 1.4.2
 //	app version:    1.4.2
@@ -209,10 +214,13 @@ func New(spec Spec) (*cobra.Command, *Flags, error) {
 //	keel version:   v0.9.0
 //	commit:         3f2a9c1 (modified)
 //	commit time:    2026-01-02T15:04:05Z
+//	build time:     2026-01-03T09:00:00Z
 //	go:             go1.26.0
 //
 // An empty version means the build info's module version; values the
-// build did not record print as "unknown".
+// build did not record print as "unknown". Go records the commit time,
+// not the build time: the build time line is left out unless the binary
+// was linked with -ldflags "-X github.com/keel-go/keel/metrics.buildTime=...".
 func PrintVersion(w io.Writer, name, version string, bi metrics.BuildInfo, keelVersion string) error {
 	if version == "" {
 		version = bi.Version
@@ -227,10 +235,18 @@ func PrintVersion(w io.Writer, name, version string, bi metrics.BuildInfo, keelV
 		"module version: %s\n"+
 		"keel version:   %s\n"+
 		"commit:         %s\n"+
-		"commit time:    %s\n"+
-		"go:             %s\n",
+		"commit time:    %s\n",
 		name, orUnknown(version), orUnknown(version), orUnknown(bi.Module), orUnknown(bi.Version),
-		orUnknown(keelVersion), commit, orUnknown(bi.Time), orUnknown(bi.GoVersion))
+		orUnknown(keelVersion), commit, orUnknown(bi.Time))
+	if err != nil {
+		return err
+	}
+	if bi.BuildTime != "" {
+		if _, err := fmt.Fprintf(w, "build time:     %s\n", bi.BuildTime); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(w, "go:             %s\n", orUnknown(bi.GoVersion))
 	return err
 }
 

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -161,6 +164,46 @@ func TestEnvironmentFallbacks(t *testing.T) {
 	}
 }
 
+// TestConfigCheckStrict: --strict, or CONFIG_STRICT, reaches the
+// config-check handler; the flag wins over the variable, a bad variable
+// is an error naming it, and the variable does not touch other commands.
+func TestConfigCheckStrict(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want bool
+		src  string
+	}{
+		{"off", nil, []string{cli.CommandConfigCheck}, false, ""},
+		{"flag", nil, []string{cli.CommandConfigCheck, "--strict"}, true, "flag --strict"},
+		{"env", map[string]string{cli.EnvConfigStrict: "1"}, []string{cli.CommandConfigCheck}, true, "env CONFIG_STRICT"},
+		{"flag wins", map[string]string{cli.EnvConfigStrict: "true"}, []string{cli.CommandConfigCheck, "--strict=false"}, false, "flag --strict"},
+		{"other command", map[string]string{cli.EnvConfigStrict: "1"}, []string{cli.CommandRun}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r recorder
+			if _, _, err := execute(t, r.spec(tc.env), tc.args...); err != nil {
+				t.Fatal(err)
+			}
+			if r.flags.Strict != tc.want || r.flags.Sources[cli.FlagStrict] != tc.src {
+				t.Fatalf("Strict %v from %q, want %v from %q", r.flags.Strict, r.flags.Sources[cli.FlagStrict], tc.want, tc.src)
+			}
+		})
+	}
+	var r recorder
+	_, _, err := execute(t, r.spec(map[string]string{cli.EnvConfigStrict: "sometimes"}), cli.CommandConfigCheck)
+	if !errors.Is(err, cli.ErrInvalidFlag) || !strings.Contains(err.Error(), cli.EnvConfigStrict) {
+		t.Fatalf("bad CONFIG_STRICT: %v", err)
+	}
+	if _, _, err := execute(t, r.spec(nil), cli.CommandRun, "--strict"); err == nil {
+		t.Fatal("--strict is accepted by run; it belongs to config-check")
+	}
+	if !cli.IsStandard(cli.FlagStrict) {
+		t.Fatal("--strict would be mapped to a config key")
+	}
+}
+
 func TestVerboseAndQuiet(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -306,6 +349,53 @@ func TestVersionPrintsBuildInfo(t *testing.T) {
 	}
 	if cli.KeelVersion() == "" {
 		t.Fatal("KeelVersion is empty")
+	}
+}
+
+// TestVersionPrintsTheBuildTime: the build time line appears only when
+// the build info has one, between the commit time and the Go version.
+func TestVersionPrintsTheBuildTime(t *testing.T) {
+	var b bytes.Buffer
+	bi := metrics.BuildInfo{Version: "v1.0.0", Time: "2026-01-02T03:04:05Z", BuildTime: "2026-01-03T09:00:00Z", GoVersion: "go1.26.0"}
+	if err := cli.PrintVersion(&b, "svc", "", bi, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "commit time:    2026-01-02T03:04:05Z\nbuild time:     2026-01-03T09:00:00Z\ngo:             go1.26.0\n") {
+		t.Fatalf("version output lacks the build time:\n%s", b.String())
+	}
+	b.Reset()
+	bi.BuildTime = ""
+	if err := cli.PrintVersion(&b, "svc", "", bi, ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "build time") {
+		t.Fatalf("a build without a build time prints one:\n%s", b.String())
+	}
+}
+
+// TestVersionBuildTimeFromLinker builds a small service with
+// -ldflags "-X metrics.buildTime=..." and checks that its version command
+// prints that time.
+func TestVersionBuildTimeFromLinker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	goTool, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go"))
+	if err != nil {
+		t.Skipf("no go tool: %v", err)
+	}
+	const when = "2026-01-03T09:00:00Z"
+	bin := filepath.Join(t.TempDir(), "versioncmd")
+	build := exec.Command(goTool, "build", "-ldflags", "-X "+metrics.BuildTimeVar+"="+when, "-o", bin, "./testdata/versioncmd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "build time:     "+when+"\n") {
+		t.Fatalf("version output lacks the linker's build time:\n%s", out)
 	}
 }
 

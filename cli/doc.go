@@ -17,8 +17,10 @@
 // # Commands
 //
 //	run               run the service; the default when no command is given
-//	version           the app version, module and its version, keel's version, commit, commit time and Go version
-//	config-check      load and validate the configuration, print it redacted
+//	version           the app version, module and its version, keel's version, commit, commit time,
+//	                  build time (when linked with -X github.com/keel-go/keel/metrics.buildTime=...) and Go version
+//	config-check      load and validate the configuration, print it redacted;
+//	                  --strict (CONFIG_STRICT=1) makes an unknown key in a section an error
 //	config-defaults   print the defaults of every config section (--format yaml|json)
 //	metrics-manifest  print the JSON manifest of every metric
 //

@@ -21,6 +21,8 @@ const (
 	FlagMetricsAddr = "metrics-addr"
 	FlagVerbose     = "verbose"
 	FlagQuiet       = "quiet"
+	// FlagStrict is config-check's --strict: unknown keys are errors.
+	FlagStrict = "strict"
 )
 
 // Environment variables read when the matching flag is not given. They
@@ -42,6 +44,9 @@ const (
 	// EnvQuiet asks for warnings and errors only (-q/--quiet) when true
 	// (1, true; 0 or false is off).
 	EnvQuiet = "LOG_QUIET"
+	// EnvConfigStrict makes config-check strict (--strict) when true (1,
+	// true; 0 or false is off).
+	EnvConfigStrict = "CONFIG_STRICT"
 )
 
 // ErrInvalidFlag is matched (errors.Is) by every error Flags.Resolve
@@ -76,6 +81,10 @@ type Flags struct {
 	Verbose bool
 	// Quiet asks for warnings and errors only.
 	Quiet bool
+	// Strict (config-check --strict, or CONFIG_STRICT) makes a key inside
+	// a section the service reads that matches no setting (a typo) an
+	// error naming the key instead of a warning.
+	Strict bool
 	// Set is the parsed flag set of the command that runs (standard,
 	// service and command flags together), for config.Options.Flags. It
 	// is nil before Resolve.
@@ -109,7 +118,7 @@ func (f *Flags) Resolve(fs *pflag.FlagSet, getenv func(string) string) error {
 	}
 	f.Set = fs
 	f.Sources = make(map[string]string)
-	envErr := f.resolveVerbosity(fs, getenv)
+	envErr := errors.Join(f.resolveVerbosity(fs, getenv), f.resolveStrict(fs, getenv))
 	for _, s := range []struct {
 		flag, env string
 		dst       *string
@@ -163,6 +172,29 @@ func (f *Flags) resolveVerbosity(fs *pflag.FlagSet, getenv func(string) string) 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// resolveStrict fills Strict from CONFIG_STRICT unless --strict was
+// given, for the command that has the flag (config-check).
+func (f *Flags) resolveStrict(fs *pflag.FlagSet, getenv func(string) string) error {
+	if fs == nil || fs.Lookup(FlagStrict) == nil {
+		return nil
+	}
+	if changed(fs, FlagStrict) {
+		f.Sources[FlagStrict] = "flag --" + FlagStrict
+		return nil
+	}
+	v := strings.TrimSpace(getenv(EnvConfigStrict))
+	if v == "" {
+		return nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%w: env %s is %q: use 1 or true to turn it on, 0 or false to turn it off", ErrInvalidFlag, EnvConfigStrict, v)
+	}
+	f.Strict = on
+	f.Sources[FlagStrict] = "env " + EnvConfigStrict
+	return nil
 }
 
 func changed(fs *pflag.FlagSet, name string) bool {
@@ -232,7 +264,7 @@ func (f *Flags) Level() string {
 // every other flag of Set to the key of its name.
 func IsStandard(name string) bool {
 	switch name {
-	case FlagConfig, FlagLogLevel, FlagLogFormat, FlagMetricsAddr, FlagVerbose, FlagQuiet, "help":
+	case FlagConfig, FlagLogLevel, FlagLogFormat, FlagMetricsAddr, FlagVerbose, FlagQuiet, FlagStrict, "help":
 		return true
 	}
 	return false

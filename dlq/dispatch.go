@@ -30,6 +30,10 @@ type dispatcher struct {
 	logger     *slog.Logger
 	warn       *logging.Sampler
 	dropLog    *logging.Sampler
+	// now stamps drops for Health.
+	now func() time.Time
+	// state is what Health reports from.
+	state backendState
 }
 
 type dlqMetrics struct {
@@ -59,9 +63,10 @@ func newDLQMetrics(reg *metrics.Registry) *dlqMetrics {
 	}
 }
 
-func newDispatcher(mode Mode, backends []Backend, maxUnsynced int, m *dlqMetrics, logger *slog.Logger) *dispatcher {
+func newDispatcher(mode Mode, backends []Backend, maxUnsynced int, m *dlqMetrics, logger *slog.Logger, now func() time.Time) *dispatcher {
 	d := &dispatcher{
-		mode: mode, backends: backends, maxUnsynced: maxUnsynced, m: m, logger: logger,
+		mode: mode, backends: backends, maxUnsynced: maxUnsynced, m: m, logger: logger, now: now,
+		state:    backendState{last: make([]error, len(backends))},
 		syncers:  make([]Syncer, len(backends)),
 		unsynced: make([][]Encoded, len(backends)),
 		warn:     logging.Every(10 * time.Second),
@@ -79,10 +84,16 @@ func newDispatcher(mode Mode, backends []Backend, maxUnsynced int, m *dlqMetrics
 // taken by a backend, a *PartialError naming the ones no backend took, or
 // an *AllBackendsFailedError when none was taken.
 func (d *dispatcher) WriteBatch(ctx context.Context, items []Encoded) error {
+	var err error
 	if d.mode == ModeFanOut {
-		return d.fanOut(ctx, items, -1)
+		err = d.fanOut(ctx, items, -1)
+	} else {
+		err = d.cascade(ctx, items, 0)
 	}
-	return d.cascade(ctx, items, 0)
+	if err == nil || errAny(err) {
+		d.state.setBatch(err)
+	}
+	return err
 }
 
 // cascade offers items to backends[from:] in order; what one backend
@@ -199,6 +210,9 @@ func (d *dispatcher) writeTo(ctx context.Context, i int, sub []Encoded) ([]int, 
 			err = &BackendError{Backend: b.Name(), Op: "write", Err: err}
 		}
 	}
+	if err == nil || errAny(err) {
+		d.state.setBackend(i, err)
+	}
 	d.m.entries.With(b.Name(), "ok").Add(float64(len(sub) - len(failed)))
 	if len(failed) > 0 {
 		d.m.entries.With(b.Name(), "error").Add(float64(len(failed)))
@@ -253,6 +267,9 @@ func (d *dispatcher) syncOne(ctx context.Context, i int) error {
 	if err == nil {
 		return nil
 	}
+	if errAny(err) {
+		d.state.setBackend(i, &BackendError{Backend: b.Name(), Op: "sync", Err: err})
+	}
 	d.m.syncErrors.With(b.Name()).Inc()
 	serr := &BackendError{Backend: b.Name(), Op: "sync", Err: err}
 	if len(entries) == 0 {
@@ -278,6 +295,7 @@ func (d *dispatcher) syncOne(ctx context.Context, i int) error {
 		lost = len(pe.Failed)
 	}
 	d.m.dropped.With("sync_failed").Add(float64(lost))
+	d.state.dropped(d.now())
 	d.logger.Error("dlq entries may be lost: a backend sync failed and no other backend took them",
 		"backend", b.Name(), "entries", lost, "error", err)
 	return fmt.Errorf("%w: %d entr(ies) written to %s may not be durable: %w; handing them on failed: %w",
@@ -287,6 +305,10 @@ func (d *dispatcher) syncOne(ctx context.Context, i int) error {
 // Dropped is told of entries the queue dropped after max_attempts.
 func (d *dispatcher) Dropped(items []Encoded, err error) {
 	d.m.dropped.With("write_failed").Add(float64(len(items)))
+	if len(items) > 0 {
+		// The batch is given up: Health reports the drop, not a retry.
+		d.state.dropped(d.now())
+	}
 	if ok, skipped := d.dropLog.Allow(); ok && len(items) > 0 {
 		e := &items[0].Entry
 		src := ""

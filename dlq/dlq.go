@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*DLQ, error) {
 	if maxUnsynced <= 0 {
 		maxUnsynced = background.DefaultQueueCapacity
 	}
-	d.disp = newDispatcher(cfg.Mode, backends, maxUnsynced, d.m, d.logger)
+	d.disp = newDispatcher(cfg.Mode, backends, maxUnsynced, d.m, d.logger, d.clock.Now)
 	sink, err := background.New[Encoded](scfg, d.disp)
 	if err != nil {
 		closeAll(ctx, backends)

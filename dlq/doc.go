@@ -66,6 +66,14 @@
 // committing the block. With route_durable it waits until the entries are
 // durable before the engine commits.
 //
+// # Health
+//
+// Health is a health.CheckFunc (the keel runtime registers it as "dlq"):
+// unhealthy while a batch is taken by no backend, for HealthDropWindow
+// after entries were dropped, while the queue is full and once closed;
+// degraded while one backend fails and another takes its entries, or the
+// queue is 80% full. A backend that takes entries again turns it back.
+//
 // # Metrics
 //
 // keel_dlq_backend_entries_total{backend,result},

@@ -267,8 +267,9 @@ flag. Secret-bearing keys are shown as ` + "`[REDACTED]`" + `.
 How to read the values:
 
 - A zero value (` + "`0`, `0s`, `\"\"`, `null`" + `) in a section the runtime does not
-  resolve itself (dlq, transports, part of secrets) means "the default
-  documented by the package": see ` + "`go doc`" + ` of that package.
+  resolve itself (dlq, part of secrets) means "the default documented by the
+  package": see ` + "`go doc`" + ` of that package. The transport sub-sections show
+  the values their zeros stand for (each config's ` + "`WithDefaults`" + `).
 - Machine-dependent defaults are not shown: ` + "`worker_pool.max_workers`" + ` and
   ` + "`worker_pool.initial_workers`" + ` stay 0 (derived from GOMAXPROCS at start-up),
   ` + "`lifecycle.prestop_delay`" + ` stays 0s (derived from the platform at start-up),
@@ -284,9 +285,11 @@ const transportHeader = `
 ## Transports
 
 A transport section (` + "`transport`" + ` by default, any name the app lists in
-` + "`App.Transports`" + `) holds ` + "`type`" + ` and the sub-section of that type. The keys
-a deployment must supply (a path, brokers, topics, a group) have no code
-default.
+` + "`App.Transports`" + `) holds ` + "`type`" + ` and the sub-section of that type, shown below with
+the defaults its zero values stand for. Brokers default to ` + "`localhost:9092`" + `;
+the keys a deployment must supply (a path, topics, a group) have no code
+default. The kafka type also reads the ` + "`KAFKA_*`" + ` variables, which
+` + "`config-check`" + ` and ` + "`/config`" + ` show applied.
 
 Every transport section also has a ` + "`tiered`" + ` sub-section, read when the app
 builds a sender from it (` + "`Runtime.Sender`" + `): with ` + "`tiered.enabled: true`" + ` the sender

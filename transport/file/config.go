@@ -134,13 +134,14 @@ type Config struct {
 	Logger *slog.Logger `koanf:"-"`
 }
 
-// withDefaults returns the config with defaults applied, or a
-// transport.ErrConfig error naming the bad key.
-func (c Config) withDefaults() (Config, error) {
-	if err := c.Validate(); err != nil {
-		return c, err
-	}
-	if c.PositionPath == "" {
+// WithDefaults returns c with every zero setting replaced by the default
+// it stands for (position_path <path>.pos once path is set, max_line_bytes
+// 1 MiB, poll_interval 100 ms, append true, sync every_write, sync_interval 1 s,
+// write_buffer_bytes 64 KiB, flush batch, flush_bytes write_buffer_bytes,
+// flush_interval 1 s). It does not validate c and leaves Metrics and
+// Logger as they are.
+func (c Config) WithDefaults() Config {
+	if c.PositionPath == "" && c.Path != "" {
 		c.PositionPath = c.Path + PositionSuffix
 	}
 	if c.MaxLineBytes == 0 {
@@ -148,6 +149,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.Append == nil {
+		on := true
+		c.Append = &on
 	}
 	if c.Sync == "" {
 		c.Sync = SyncEveryWrite
@@ -170,6 +175,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
 	}
+	return c
+}
+
+// withDefaults returns the config with defaults applied, or a
+// transport.ErrConfig error naming the bad key.
+func (c Config) withDefaults() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	c = c.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -215,12 +215,12 @@ func validHeaderName(h string) bool {
 	return true
 }
 
-// withDefaults returns the config with defaults applied, or a
-// transport.ErrConfig error naming the bad key.
-func (c Config) withDefaults() (Config, error) {
-	if err := c.Validate(); err != nil {
-		return c, err
-	}
+// WithDefaults returns c with every zero setting replaced by the default
+// it stands for (framing ndjson, listen :8080, path /ingest, 16 MiB
+// bodies, ack_mode commit, 30 s ack_timeout and timeout, 10 000 queued
+// records, 1 s retry_after). It does not validate c and leaves Metrics
+// and Logger as they are.
+func (c Config) WithDefaults() Config {
 	if c.Framing == "" {
 		c.Framing = NDJSON
 	}
@@ -248,6 +248,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	return c
+}
+
+// withDefaults returns the config with defaults applied, or a
+// transport.ErrConfig error naming the bad key.
+func (c Config) withDefaults() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	c = c.WithDefaults()
 	if c.KeyHeader != "" {
 		c.KeyHeader = textproto.CanonicalMIMEHeaderKey(c.KeyHeader)
 	}

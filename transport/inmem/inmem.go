@@ -58,11 +58,18 @@ var (
 	_ transport.Sender   = (*Transport)(nil)
 )
 
+// WithDefaults returns c with the default capacity (1000) in place of a
+// zero or negative one; recv_timeout 0 waits for the first record.
+func (c Config) WithDefaults() Config {
+	if c.Capacity <= 0 {
+		c.Capacity = DefaultCapacity
+	}
+	return c
+}
+
 // New returns an empty transport.
 func New(cfg Config) *Transport {
-	if cfg.Capacity <= 0 {
-		cfg.Capacity = DefaultCapacity
-	}
+	cfg = cfg.WithDefaults()
 	return &Transport{cfg: cfg, ch: make(chan transport.Record, cfg.Capacity)}
 }
 

@@ -303,6 +303,78 @@ func (c Config) Validate() error {
 }
 
 // normalizeProfile maps the accepted spellings to a Profile.
+// WithDefaults returns c with every zero setting replaced by the value it
+// stands for: brokers [localhost:9092], client_id keel, the production
+// profile and throughput sizing, topic_exclude ["^__"], the discovery
+// and lag defaults, security_protocol plaintext, and each zero consumer
+// and producer knob set to the value of the profile and sizing profile.
+// Overrides are not folded in (they win when the client is built), and
+// role (both when empty), environment and the credentials are left as
+// they are. An unknown profile or sizing leaves c unchanged: Validate
+// reports it. WithDefaults does not validate c.
+func (c Config) WithDefaults() Config {
+	prof, okp := normalizeProfile(c.Profile)
+	siz, oks := normalizeSizing(c.Sizing)
+	if !okp || !oks {
+		return c
+	}
+	s := profileBase(prof)
+	s.applySizing(siz)
+	c.Profile, c.Sizing = prof, siz
+	if c.Brokers == nil {
+		c.Brokers = append([]string(nil), s.brokers...)
+	}
+	str := func(dst *string, def string) {
+		if *dst == "" {
+			*dst = def
+		}
+	}
+	dur := func(dst *time.Duration, def time.Duration) {
+		if *dst == 0 {
+			*dst = def
+		}
+	}
+	i32 := func(dst *int32, def int32) {
+		if *dst == 0 {
+			*dst = def
+		}
+	}
+	num := func(dst *int, def int) {
+		if *dst == 0 {
+			*dst = def
+		}
+	}
+	str(&c.ClientID, s.clientID)
+	str(&c.SecurityProtocol, s.securityProtocol)
+	c.TopicExclude = c.topicExclude()
+	dur(&c.TopicRefresh, s.topicRefresh)
+	dur(&c.LagInterval, s.lagInterval)
+	num(&c.LagMaxPartitions, s.lagMaxPartitions)
+	cc, pc := &c.Consumer, &c.Producer
+	i32(&cc.FetchMinBytes, s.fetchMinBytes)
+	i32(&cc.FetchMaxBytes, s.fetchMaxBytes)
+	dur(&cc.FetchMaxWait, s.fetchMaxWait)
+	i32(&cc.FetchMaxPartitionBytes, s.fetchMaxPartBytes)
+	num(&cc.MaxPollRecords, s.pollCap)
+	dur(&cc.SessionTimeout, s.sessionTimeout)
+	dur(&cc.HeartbeatInterval, s.heartbeat)
+	dur(&cc.RebalanceTimeout, s.rebalanceTimeout)
+	dur(&cc.RevokeWait, s.revokeWait)
+	str(&cc.AutoOffsetReset, s.offsetReset)
+	str(&cc.IsolationLevel, s.isolation)
+	dur(&pc.Linger, s.linger)
+	i32(&pc.BatchMaxBytes, s.batchMaxBytes)
+	str(&pc.Compression, s.compression)
+	num(&pc.MaxBufferedBytes, s.maxBufferedBytes)
+	num(&pc.MaxBufferedRecords, s.maxBufferedRecords)
+	num(&pc.MaxInFlight, s.maxInFlight)
+	str(&pc.Acks, s.acks)
+	dur(&pc.RequestTimeout, s.requestTimeout)
+	dur(&pc.DeliveryTimeout, s.deliveryTimeout)
+	dur(&pc.CloseTimeout, s.closeTimeout)
+	return c
+}
+
 func normalizeProfile(p Profile) (Profile, bool) {
 	switch strings.ToLower(strings.TrimSpace(string(p))) {
 	case "", "production", "prod":

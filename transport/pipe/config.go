@@ -87,12 +87,11 @@ func (c Config) Validate() error {
 	return transport.NewError(transport.ErrConfig, name, "config", errors.New(msg))
 }
 
-// withDefaults returns the config with defaults applied, or a
-// transport.ErrConfig error naming the bad key.
-func (c Config) withDefaults() (Config, error) {
-	if err := c.Validate(); err != nil {
-		return c, err
-	}
+// WithDefaults returns c with every zero setting replaced by the default
+// it stands for (max_line_bytes 1 MiB, read_buffer_bytes and
+// write_buffer_bytes 64 KiB; recv_timeout 0 waits). It does not validate
+// c and leaves Input, Output, Metrics and Logger as they are.
+func (c Config) WithDefaults() Config {
 	if c.MaxLineBytes == 0 {
 		c.MaxLineBytes = DefaultMaxLineBytes
 	}
@@ -102,6 +101,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WriteBufferBytes == 0 {
 		c.WriteBufferBytes = DefaultWriteBufferBytes
 	}
+	return c
+}
+
+// withDefaults returns the config with defaults applied, or a
+// transport.ErrConfig error naming the bad key.
+func (c Config) withDefaults() (Config, error) {
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	c = c.WithDefaults()
 	if c.Input == nil {
 		c.Input = os.Stdin
 	}
