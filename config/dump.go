@@ -52,7 +52,8 @@ func (c *Config) Sections() []SectionInfo {
 // (IsSensitiveKey, applied to every key and inherited by everything under
 // it), when a section passed to Section (even one that failed to decode)
 // maps them to a secret.String field, and
-// the password (and sensitive query parameters) of URL-shaped strings.
+// the password (or a user name without one) and sensitive query
+// parameters of URL-shaped strings.
 func (c *Config) Effective() map[string]any {
 	st := c.cur.Load()
 	c.mu.Lock()
@@ -100,8 +101,9 @@ func (c *Config) DumpJSON() ([]byte, error) {
 
 // Redact returns a plain copy of v (maps, slices and scalars, ready for
 // JSON) with every secret.String, every value under a sensitive key name
-// (IsSensitiveKey) and the password of URL-shaped strings replaced by
-// [REDACTED]. Struct fields are named by their koanf tags.
+// (IsSensitiveKey) and the password (or a user name without one) of
+// URL-shaped strings replaced by [REDACTED]. Struct fields are named by
+// their koanf tags.
 func Redact(v any) any {
 	return redactValue(reflect.ValueOf(v), false, 0)
 }
@@ -301,7 +303,9 @@ func redactScalar(v any, sensitive bool) any {
 }
 
 // scrubURL redacts the password and sensitive query parameters of a
-// URL-shaped string ("postgres://user:pw@host/db?sslpassword=x").
+// URL-shaped string ("postgres://user:pw@host/db?sslpassword=x"), and the
+// user info of one that has a user name but no password
+// ("https://token@host"), which is often a token.
 func scrubURL(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
@@ -317,6 +321,11 @@ func scrubURL(s string) string {
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+			changed = true
+		} else if u.User.Username() != "" {
+			// user info without a password is often a token
+			// ("https://ghp_x@github.com")
+			u.User = url.User("REDACTED")
 			changed = true
 		}
 	}

@@ -60,9 +60,21 @@ db:
       conn: leak-03
   url: postgres://admin:leak-04@db.local:5432/app?sslmode=disable&sslpassword=leak-05
   api_key: leak-06
-  private_key: leak-07
+  private_key: |
+    -----BEGIN PRIVATE KEY-----
+    leak-07
+    -----END PRIVATE KEY-----
   connection_string: leak-08
   monkey: banana
+  passphrase: correct leak-17 staple
+  credentials:
+    v: leak-18
+    list: [leak-19]
+  api_keys:
+    - leak-20
+    - leak-21
+  repo: https://leak-22@github.com/keel-go/keel
+  mirror: https://mirror.local/x?to=ops@example.com
 auth:
   mechanism: plain
   username: leak-09
@@ -93,7 +105,8 @@ other:
 		i := strings.Index(string(out), "leak-")
 		t.Fatalf("dump leaks a secret near %q:\n%s", string(out)[max(0, i-60):i+10], out)
 	}
-	for _, want := range []string{"db.local", "qwerty", "banana", "admin", "plain", "visible", "r1", `"1m0s"`, "sslmode=disable", secret.Redacted} {
+	for _, want := range []string{"db.local", "qwerty", "banana", "admin", "plain", "visible", "r1", `"1m0s"`, "sslmode=disable",
+		"github.com/keel-go/keel", "ops@example.com", secret.Redacted} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("dump lacks %q (over-redacted?)", want)
 		}
@@ -130,29 +143,49 @@ other:
 	}
 }
 
+// tokenHolder keeps secrets in the shapes a section may hold them: a
+// list and a map under sensitive names, a struct under one, a secret in
+// an unexported field and a URL whose user name is a token.
+type tokenHolder struct {
+	Tokens      []string          `koanf:"tokens"`
+	Auth        map[string]string `koanf:"auth"`
+	Credentials struct {
+		V    string   `koanf:"v"`
+		List []string `koanf:"list"`
+	} `koanf:"credentials"`
+	Repo string `koanf:"repo"`
+	pass secret.String
+}
+
 func TestRedact(t *testing.T) {
+	th := tokenHolder{Tokens: []string{"l1", "l2"}, Auth: map[string]string{"user": "l3"}, Repo: "https://l4@github.com/o/r",
+		pass: secret.New("l5")}
+	th.Credentials.V, th.Credentials.List = "l6", []string{"l7"}
 	in := map[string]any{
 		"api_key": "k1",
 		"user":    "bob",
 		"inner":   dbSection{Host: "h", Upstream: secret.New("u1")},
 		"url":     "https://bob:pw1@example.com/x?token=t1&page=2",
+		"holder":  th,
 	}
 	b, err := json.Marshal(Redact(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, leak := range []string{"k1", "u1", "pw1", "t1"} {
+	for _, leak := range []string{"k1", "u1", "pw1", "t1", "l1", "l2", "l3", "l4", "l5", "l6", "l7"} {
 		if strings.Contains(string(b), leak) {
 			t.Errorf("Redact leaks %q: %s", leak, b)
 		}
 	}
-	assertContains(t, string(b), "bob", `"h"`, "page=2")
+	assertContains(t, string(b), "bob", `"h"`, "page=2", "github.com/o/r")
 }
 
 func TestScrubURL(t *testing.T) {
 	cases := map[string]string{
 		"postgres://u:p@h/db":              "postgres://u:REDACTED@h/db",
-		"postgres://u@h/db":                "postgres://u@h/db",
+		"postgres://u@h/db":                "postgres://REDACTED@h/db",
+		"https://ghp_x1@github.com/o/r":    "https://REDACTED@github.com/o/r",
+		"https://@github.com/o/r":          "https://@github.com/o/r",
 		"https://h/x?api_key=1&q=2":        "https://h/x?api_key=REDACTED&q=2",
 		"not a url":                        "not a url",
 		"http://%zz:pw@host":               secret.Redacted,

@@ -112,6 +112,8 @@ func BenchmarkMaskString(b *testing.B) {
 		"kv":     "host=db.local port=5432 user=app password=hunter2 sslmode=require",
 		"url":    "dial postgres://app:hunter2@db.local:5432/orders failed",
 		"header": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+		"json":   `{"service":"orders","api_keys":["k1","k2"],"port":8080}`,
+		"yaml":   "database:\n  host: db.local\n  password: correct horse staple\ntls:\n  private_key: |\n    -----BEGIN-----\n    MIIE\n    -----END-----\nport: 1\n",
 	} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -44,7 +44,11 @@
 // and every string value, which go through MaskString; and every
 // secret.String prints as [REDACTED] wherever it sits. MaskString also
 // cleans text that arrives already formatted: "password=hunter2",
-// `"token": "abc"`, "Authorization: Bearer xyz", "postgres://u:pw@h/db".
+// `"token": "abc"`, "Authorization: Bearer xyz", "postgres://u:pw@h/db",
+// "https://token@host", a JSON list or object under a sensitive key, a
+// Go map printed with %v ("map[tokens:[a b]]"), and YAML: a whole line
+// ("password: correct horse staple") and a whole block (a PEM block
+// scalar, a list of tokens).
 // In the message and in error texts the leading "pkg: " labels of the Go
 // convention are not read as a key: "secrets: manager ready" stays as it
 // is, "password: hunter2" does not.

@@ -11,14 +11,19 @@ import (
 const plantedSecret = "Zq9SECRETx7"
 
 // FuzzMaskString: MaskString never panics, is stable when applied twice,
-// and a secret planted after "password=" never survives, whatever text
-// surrounds it, in preformatted text or in a message with labels.
+// and a planted secret never survives, whatever text surrounds it, in
+// preformatted text or in a message with labels: after "password=", as a
+// word of a YAML value, in a YAML block scalar or list, in a JSON list or
+// object, in a Go map and as the user of a URL.
 func FuzzMaskString(f *testing.F) {
 	for _, s := range []string{
 		"", "password=", `"`, `\"`, "'", "x://", "postgres://u:pw@h/db", "Bearer", "Authorization: Bearer",
 		`{"token":"`, "password: ", "a=b c:d", "pin:", "\\", "\n", "[REDACTED]", "://@:", "token=\"a\\",
 		"url=https://user:p@ss@host/x?token=a&b=c", "secret := ", "map[pwd:", "--password",
 		"secrets: manager ready", "secrets:", "a: b c: d", "secrets: token=",
+		`{"api_keys":["k1","k2"]}`, `{"password":{"v":"x"}}`, "map[tokens:[a b]]", "password: correct horse staple",
+		"tls:\n  private_key: |\n    MIIE\n", "tokens:\n  - a\n- b", "password:\n  x\r\n", "password: >-", "https://ghp_x@github.com",
+		"password=[", "password={\"", "[REDACTED]]", "- password: a", "key: |+2 # c\n",
 	} {
 		f.Add(s, s)
 		f.Add(s, "")
@@ -44,6 +49,14 @@ func FuzzMaskString(f *testing.F) {
 			" password=" + plantedSecret,
 			"\npassword: " + plantedSecret + "\n",
 			` "password": "` + plantedSecret + `" `,
+			"\npassword: correct " + plantedSecret + " staple\n",
+			"\npassword:\n  " + plantedSecret + "\n",
+			"\n  private_key: |\n    MIIE\n\n    " + plantedSecret + "\n",
+			"\ntokens:\n  - a\n  - " + plantedSecret + "\n",
+			` "api_keys": ["a", "` + plantedSecret + `"] `,
+			` {"password": {"v": "` + plantedSecret + `"}} `,
+			" map[tokens:[a " + plantedSecret + "]] ",
+			" https://" + plantedSecret + "@github.com/x ",
 		} {
 			in := prefix + planted + suffix
 			if out := MaskString(in); strings.Contains(out, plantedSecret) {

@@ -17,28 +17,53 @@ func MaskString(s string) string { return defaultMasker.MaskString(s) }
 // It finds a name followed by '=' or ':' (blanks and a closing quote
 // allowed in between: password=x, "token": "x", 'pwd': 'x', \"secret\":\"x\",
 // X-Api-Key: x, --password=x, DB_PASSWORD=x) and, when the name is
-// sensitive (see Masker), replaces the value with [REDACTED]. A quoted
-// value is replaced up to its closing quote (backslash escapes honoured, or
-// to the end of the text if it never closes); an unquoted one up to the next
-// blank, ',', ';', '&', ')', ']', '}' or quote, and an authorization scheme
-// word (Bearer, Basic, Digest, Token, ...) takes the word after it along:
-// "Authorization: Bearer xyz" -> "Authorization: [REDACTED]". A standalone
-// "Bearer xyz" loses its token, and a URL keeps its user name but not its
-// password: "postgres://u:pw@h/db" -> "postgres://u:[REDACTED]@h/db".
+// sensitive (see Masker), replaces the value with [REDACTED]:
 //
-// An unquoted value that contains blanks ("password: two words") loses only
-// its first word; quote such values.
+//   - a quoted value up to its closing quote (backslash escapes honoured,
+//     or to the end of the text if it never closes);
+//   - a value that opens a bracket ("tokens": ["a", "b"], {"v": "x"}, Go's
+//     map[tokens:[a b]] or {User:u Pass:p}) up to the bracket that closes
+//     it, quoted brackets aside, or to the end of the text if none does;
+//   - a YAML "key: value" that starts its line (after indentation or a
+//     "- " list marker) to the end of the line, and further lines indented
+//     deeper than the key: "password: correct horse staple" loses all
+//     three words;
+//   - a YAML key with nothing after it on its line, or a block scalar
+//     indicator ('|', '>', "|-", ...), together with the lines indented
+//     deeper than the key (and "- " items at the key's own indentation),
+//     so a PEM block or a list of tokens goes whole: "tokens:\n  - a\n  - b"
+//     -> "tokens: [REDACTED]";
+//   - any other value up to the next blank, ',', ';', '&', ')', ']', '}'
+//     or quote outside brackets, and an authorization scheme word (Bearer,
+//     Basic, Digest, Token, ...) takes the word after it along:
+//     "Authorization=Bearer xyz" -> "Authorization=[REDACTED]".
+//
+// A standalone "Bearer xyz" loses its token. A URL loses its password but
+// keeps its user name, "postgres://u:pw@h/db" -> "postgres://u:[REDACTED]@h/db",
+// and loses user info that has no password, which is often a token:
+// "https://ghp_x@github.com" -> "https://[REDACTED]@github.com".
+//
+// Elsewhere in a line an unquoted value that contains blanks ("user=bob
+// password=two words") loses only its first word; quote such values.
 func (m *Masker) MaskString(s string) string {
 	if !mayHoldSecret(s) {
 		return s
 	}
+	return m.mask(s)
+}
+
+// mask is MaskString past its cheap pre-check.
+func (m *Masker) mask(s string) string {
 	var out []byte
 	last := 0
-	redact := func(from, to int) {
+	redact := func(from, to int, pad bool) {
 		if out == nil {
 			out = make([]byte, 0, len(s)+len(secret.Redacted))
 		}
 		out = append(out, s[last:from]...)
+		if pad {
+			out = append(out, ' ')
+		}
 		out = append(out, secret.Redacted...)
 		last = to
 	}
@@ -55,8 +80,8 @@ func (m *Masker) MaskString(s string) string {
 		key := s[i:j]
 		if strings.HasPrefix(s[j:], "://") {
 			start := j + 3
-			if vs, ve, ok := urlPassword(s, start); ok {
-				redact(vs, ve)
+			if vs, ve, ok := urlUserinfo(s, start); ok {
+				redact(vs, ve, false)
 				i = ve
 				continue
 			}
@@ -67,19 +92,19 @@ func (m *Masker) MaskString(s string) string {
 			// The value goes. A value that is itself followed by a
 			// separator was a key ("pwd: \"password\": \"x\""): its value
 			// goes too, and so on down the chain.
-			vs, ve, next := valueSpan(s, k)
+			vs, ve, next, pad := valueSpan(s, i, j, k)
 			if ve <= vs {
 				i = j
 				continue
 			}
 			for {
-				redact(vs, ve)
+				redact(vs, ve, pad)
 				i = next
 				k, ok := separatorAt(s, next)
 				if !ok {
 					break
 				}
-				if vs, ve, next = valueSpan(s, k); ve <= vs {
+				if vs, ve, next, pad = valueSpan(s, -1, -1, k); ve <= vs {
 					break
 				}
 			}
@@ -88,7 +113,7 @@ func (m *Masker) MaskString(s string) string {
 			k := skipBlanks(s, j)
 			if k > j && !strings.HasPrefix(s[k:], secret.Redacted) {
 				if ve := tokenEnd(s, k); ve > k {
-					redact(k, ve)
+					redact(k, ve, false)
 					i = ve
 					continue
 				}
@@ -228,19 +253,31 @@ func separatorAt(s string, j int) (int, bool) {
 	return skipBlanks(s, k), true
 }
 
-// valueSpan returns the span of the value that starts at k, and where the
-// text after it (past a closing quote) resumes.
-func valueSpan(s string, k int) (vs, ve, next int) {
+// valueSpan returns the span of the value that starts at k, where the
+// text after it (past a closing quote) resumes, and whether the
+// replacement needs a blank before it (a value that started on the next
+// line). ks and ke bound the key, or are -1 for a key that was itself a
+// value.
+func valueSpan(s string, ks, ke, k int) (vs, ve, next int, pad bool) {
 	if k >= len(s) || strings.HasPrefix(s[k:], secret.Redacted) {
-		return k, k, k // nothing, or already masked
+		return k, k, k, false // nothing, or already masked
 	}
+	yaml := ks >= 0 && yamlKey(s, ks, ke)
 	switch {
+	case s[k] == '\n' || s[k] == '\r':
+		// Nothing on the key's line: a YAML key whose value is the
+		// block below it.
+		if !yaml {
+			return k, k, k, false
+		}
+		e := blockEnd(s, ks, k, true)
+		return k, e, e, s[k-1] != ' ' && s[k-1] != '\t'
 	case k+1 < len(s) && s[k] == '\\' && s[k+1] == '"':
 		// a quoted value inside an escaped JSON string: \"...\"
 		if e := strings.Index(s[k+2:], `\"`); e >= 0 {
-			return k + 2, k + 2 + e, k + 2 + e
+			return k + 2, k + 2 + e, k + 2 + e, false
 		}
-		return k + 2, len(s), len(s)
+		return k + 2, len(s), len(s), false
 	case s[k] == '"' || s[k] == '\'':
 		q := s[k]
 		for e := k + 1; e < len(s); e++ {
@@ -248,12 +285,23 @@ func valueSpan(s string, k int) (vs, ve, next int) {
 			case '\\':
 				e++
 			case q:
-				return k + 1, e, e
+				return k + 1, e, e, false
 			}
 		}
-		return k + 1, len(s), len(s)
+		return k + 1, len(s), len(s), false
+	case yaml && (s[k] == '|' || s[k] == '>'):
+		if eol := blockIndicatorEnd(s, k); eol >= 0 {
+			e := blockEnd(s, ks, eol, false)
+			return k, e, e, false
+		}
 	}
 	e := tokenEnd(s, k)
+	if yaml {
+		// "key: value" starting a line: the rest of the line, and the
+		// deeper lines that continue it.
+		e = blockEnd(s, ks, lineEnd(s, e), false)
+		return k, e, e, false
+	}
 	if isAuthScheme(s[k:e]) {
 		n := skipBlanks(s, e)
 		if n > e {
@@ -262,31 +310,162 @@ func valueSpan(s string, k int) (vs, ve, next int) {
 			}
 		}
 	}
-	return k, e, e
+	return k, e, e, false
 }
 
-// tokenEnd returns the end of the unquoted value that starts at k.
+// yamlKey reports whether the key s[ks:ke] is a YAML mapping key: it
+// starts its line (after blanks and "- " list markers), is not quoted and
+// is followed by ':' and a blank or the end of the line.
+func yamlKey(s string, ks, ke int) bool {
+	if ke >= len(s) || s[ke] != ':' {
+		return false
+	}
+	if ke+1 < len(s) {
+		if c := s[ke+1]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	for p := ks - 1; p >= 0; p-- {
+		switch s[p] {
+		case '\n', '\r':
+			return true
+		case ' ', '\t':
+		case '-':
+			if s[p+1] != ' ' && s[p+1] != '\t' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// blockIndicatorEnd returns the end of the line that holds a YAML block
+// scalar indicator at k ("|", ">", "|-", ">+2", maybe followed by blanks
+// and a comment), or -1 when the line holds anything else.
+func blockIndicatorEnd(s string, k int) int {
+	p := k + 1
+	for p < len(s) && (s[p] == '-' || s[p] == '+' || s[p] >= '1' && s[p] <= '9') {
+		p++
+	}
+	if b := skipBlanks(s, p); b > p {
+		if p = b; p < len(s) && s[p] == '#' {
+			return lineEnd(s, p) // a comment needs a blank before it
+		}
+	}
+	if p < len(s) && s[p] != '\n' && s[p] != '\r' {
+		return -1
+	}
+	return p
+}
+
+// lineEnd returns the position of the end of the line that holds p.
+func lineEnd(s string, p int) int {
+	for p < len(s) && s[p] != '\n' && s[p] != '\r' {
+		p++
+	}
+	return p
+}
+
+// blockEnd returns the end of the YAML block under the key that starts
+// at ks, whose line (or value) ends at eol: the lines after it indented
+// deeper than the key, blank lines among them, and with seq also "- "
+// items at the key's own indentation. It returns eol when no line
+// follows.
+func blockEnd(s string, ks, eol int, seq bool) int {
+	col := 0
+	for p := ks - 1; p >= 0 && s[p] != '\n' && s[p] != '\r'; p-- {
+		col++
+	}
+	end := eol
+	p := eol
+	for p < len(s) {
+		// past the line break ("\n", "\r\n" or "\r")
+		if s[p] == '\r' && p+1 < len(s) && s[p+1] == '\n' {
+			p += 2
+		} else {
+			p++
+		}
+		q := p
+		for q < len(s) && (s[q] == ' ' || s[q] == '\t') {
+			q++
+		}
+		if q >= len(s) || s[q] == '\n' || s[q] == '\r' {
+			p = q // a blank line: part of the block if more follows
+			continue
+		}
+		ind := q - p
+		if ind <= col && !(seq && ind == col && s[q] == '-' && (q+1 == len(s) || s[q+1] == ' ' || s[q+1] == '\t' || s[q+1] == '\n' || s[q+1] == '\r')) {
+			break
+		}
+		p = lineEnd(s, q)
+		end = p
+	}
+	return end
+}
+
+// tokenEnd returns the end of the unquoted value that starts at k: the
+// next blank, ',', ';', '&', ')', ']', '}' or quote outside brackets. A
+// '[' or '{' opens a bracket that runs to its matching close (to the end
+// of the text if none), across blanks, lines and double-quoted strings.
 // A [REDACTED] marker inside it is part of it, so masking masked text
 // again leaves it alone.
 func tokenEnd(s string, k int) int {
+	depth := 0
 	for k < len(s) {
-		switch s[k] {
+		c := s[k]
+		if depth > 0 {
+			switch c {
+			case '\\':
+				k++
+			case '"':
+				k = quoteEnd(s, k)
+			case '[', '{':
+				if c == '[' && strings.HasPrefix(s[k:], secret.Redacted) {
+					k += len(secret.Redacted)
+					continue
+				}
+				depth++
+			case ']', '}':
+				depth--
+			}
+			k++
+			continue
+		}
+		switch c {
 		case ' ', '\t', '\n', '\r', '\v', '\f', ',', ';', '&', ')', ']', '}', '"', '\'':
 			return k
-		case '[':
-			if strings.HasPrefix(s[k:], secret.Redacted) {
+		case '[', '{':
+			if c == '[' && strings.HasPrefix(s[k:], secret.Redacted) {
 				k += len(secret.Redacted)
 				continue
 			}
+			depth = 1
 		}
 		k++
 	}
-	return k
+	return len(s)
 }
 
-// urlPassword finds the password of a URL whose authority starts at
-// start ("user:password@host").
-func urlPassword(s string, start int) (int, int, bool) {
+// quoteEnd returns the position of the double quote that closes the
+// string opening at k (backslash escapes honoured), or the end of s.
+func quoteEnd(s string, k int) int {
+	for k++; k < len(s); k++ {
+		switch s[k] {
+		case '\\':
+			k++
+		case '"':
+			return k
+		}
+	}
+	return len(s)
+}
+
+// urlUserinfo finds the credential in the user info of a URL whose
+// authority starts at start: the password of "user:password@host", or
+// the whole of "token@host".
+func urlUserinfo(s string, start int) (int, int, bool) {
 	end := start
 	for end < len(s) {
 		c := s[end]
@@ -301,6 +480,7 @@ func urlPassword(s string, start int) (int, int, bool) {
 		p = len(r)
 	}
 	at := strings.LastIndexByte(r[:p], '@')
+	inAuthority := at >= 0
 	if at < 0 {
 		// a password holding '/', '?' or '#' unescaped
 		at = strings.IndexByte(r, '@')
@@ -309,7 +489,14 @@ func urlPassword(s string, start int) (int, int, bool) {
 		return 0, 0, false
 	}
 	colon := strings.IndexByte(r[:at], ':')
-	if colon < 0 || colon+1 == at || strings.HasPrefix(r[colon+1:], secret.Redacted) {
+	if colon < 0 {
+		// user info without a password: a token used as a user name
+		if !inAuthority || at == 0 || strings.HasPrefix(r, secret.Redacted) {
+			return 0, 0, false
+		}
+		return start, start + at, true
+	}
+	if colon+1 == at || strings.HasPrefix(r[colon+1:], secret.Redacted) {
 		return 0, 0, false
 	}
 	return start + colon + 1, start + at, true

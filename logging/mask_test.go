@@ -45,6 +45,21 @@ const (
 	sTaggedName    = "Sx-tagged-name-7c9"
 	sStringValue   = "Sx-string-value-7d1"
 	sTextMarshaler = "Sx-textmarshaler-7d2"
+	sDumpWords1    = "Sx-dump-words-7d3"
+	sDumpWords2    = "Sx-dump-words-7d4"
+	sDumpPEM       = "Sx-dump-pem-7d5"
+	sDumpList1     = "Sx-dump-yaml-list-7d6"
+	sDumpList2     = "Sx-dump-yaml-list-7d7"
+	sDumpJSONList  = "Sx-dump-json-list-7d8"
+	sDumpJSONObj   = "Sx-dump-json-obj-7d9"
+	sDumpGoMap     = "Sx-dump-go-map-7e1"
+	sDumpURLUser   = "Sx-dump-url-user-7e2"
+	sDumpBlock     = "Sx-dump-block-7e3"
+	sErrMap1       = "Sx-err-map-7e4"
+	sErrMap2       = "Sx-err-map-7e5"
+	sErrMapAuth    = "Sx-err-map-auth-7e6"
+	sErrPEM        = "Sx-err-pem-7e7"
+	sUnexported    = "Sx-unexported-7e8"
 )
 
 var allSecrets = []string{
@@ -52,6 +67,21 @@ var allSecrets = []string{
 	sGroup, sGroupDeep, sWith, sWithGroup, sError, sErrorURL, sDump1, sDump2, sDump3, sDump4,
 	sTopSecret, sPtrSecret, sMsg, sMarshalJSON, sLogValuer, sSecretMapKey, sBytes, sInterface,
 	sEmbedded, sTaggedName, sStringValue, sTextMarshaler,
+	sDumpWords1, sDumpWords2, sDumpPEM, sDumpList1, sDumpList2, sDumpJSONList, sDumpJSONObj, sDumpGoMap,
+	sDumpURLUser, sDumpBlock, sErrMap1, sErrMap2, sErrMapAuth, sErrPEM, sUnexported,
+}
+
+// dumpSecrets are the secrets configDump holds.
+var dumpSecrets = []string{
+	sDump1, sDump2, sDump3, sDump4, sDumpWords1, sDumpWords2, sDumpPEM, sDumpList1, sDumpList2,
+	sDumpJSONList, sDumpJSONObj, sDumpGoMap, sDumpURLUser, sDumpBlock,
+}
+
+// dumpKept is what MaskString must leave in configDump.
+var dumpKept = []string{
+	"database:", "host: db.local", "port: 5432", "ca_file: /etc/ca.pem", "region: eu-west-1",
+	`"service": "orders"`, `"port": 8080`, "DB_HOST=db.local", "github.com/keel-go/keel",
+	"user:bob", "region:eu", "after: block",
 }
 
 type dbConfig struct {
@@ -101,15 +131,45 @@ type textMarshaler struct{ v string }
 
 func (t textMarshaler) MarshalText() ([]byte, error) { return []byte("user=bob secret=" + t.v), nil }
 
+// configDump is preformatted text in the shapes secrets arrive in: YAML
+// scalars, multi-word values, block scalars and lists, JSON strings,
+// lists and objects, an env file, a header, a URL with a token for a user
+// name and a Go map printed with %v.
 func configDump() string {
 	return strings.Join([]string{
 		"database:",
 		"  host: db.local",
 		"  password: " + sDump1,
-		`{"service": "orders", "api_key": "` + sDump2 + `", "port": 8080}`,
+		"  passphrase: correct " + sDumpWords1 + " staple " + sDumpWords2,
+		"  port: 5432",
+		"tls:",
+		"  private_key: |",
+		"    -----BEGIN PRIVATE KEY-----",
+		"    " + sDumpPEM,
+		"",
+		"    -----END PRIVATE KEY-----",
+		"  ca_file: /etc/ca.pem",
+		"tokens:",
+		"  - " + sDumpList1,
+		"  - " + sDumpList2,
+		"region: eu-west-1",
+		"secret:",
+		"  " + sDumpBlock,
+		"after: block",
+		`{"service": "orders", "api_key": "` + sDump2 + `", "api_keys": ["a", "` + sDumpJSONList +
+			`"], "password": {"v": "` + sDumpJSONObj + `"}, "port": 8080}`,
 		"export DB_PASSWORD=" + sDump3 + " DB_HOST=db.local",
 		"Authorization: Bearer " + sDump4,
+		"repo: https://" + sDumpURLUser + "@github.com/keel-go/keel",
+		"cfg map[region:eu tokens:[x " + sDumpGoMap + "] user:bob]",
 	}, "\n")
+}
+
+// holder keeps a secret.String in an unexported field, where fmt prints
+// it by reflection.
+type holder struct {
+	Name string
+	in   struct{ pw secret.String }
 }
 
 // logEverything logs every shape of secret through l.
@@ -148,6 +208,13 @@ func logEverything(l *slog.Logger) {
 	l.Info("valuer", "v", valuer{sLogValuer})
 	l.Info("bytes", "payload", []byte("token="+sBytes))
 	l.Info("string", "line", "connected with token: "+sStringValue+" ok")
+	var h holder
+	h.Name, h.in.pw = "h1", secret.New(sUnexported)
+	l.Error("request failed",
+		"err", fmt.Errorf("bad config %v", map[string]any{
+			"tokens": []string{sErrMap1, sErrMap2}, "user": "bob", "auth": map[string]string{"user": "u", "code": sErrMapAuth}}),
+		"load_err", fmt.Errorf("config: tls:\n  private_key: |\n    %s\n  ca: x", sErrPEM),
+		"holder", h, "holder_text", fmt.Sprintf("%+v", h), "holder_go", fmt.Sprintf("%#v", &h))
 }
 
 func TestNoSecretInOutput(t *testing.T) {
@@ -161,8 +228,8 @@ func TestNoSecretInOutput(t *testing.T) {
 				var buf syncBuffer
 				logEverything(New(Options{Format: format, Output: &buf, Color: &color, Metrics: testRegistry()}))
 				out := buf.String()
-				if n := len(buf.Lines()); n != 12 {
-					t.Fatalf("want 12 lines, got %d:\n%s", n, out)
+				if n := len(buf.Lines()); n != 13 {
+					t.Fatalf("want 13 lines, got %d:\n%s", n, out)
 				}
 				if format == FormatJSON {
 					jsonLines(t, out) // still valid JSON after masking
@@ -175,7 +242,8 @@ func TestNoSecretInOutput(t *testing.T) {
 						t.Errorf("secret %q leaked base64-encoded", s)
 					}
 				}
-				for _, keep := range []string{"orders", "visible-mapping", "bob", "db.local", "eu", "config loaded", "dial failed", "login password="} {
+				for _, keep := range []string{"orders", "visible-mapping", "bob", "db.local", "eu", "config loaded", "dial failed",
+					"login password=", "request failed", "h1", "user:bob", "region: eu-west-1", `ca: x`} {
 					if !strings.Contains(out, keep) {
 						t.Errorf("%q was lost from the output", keep)
 					}
@@ -192,15 +260,21 @@ func TestNoSecretInOutput(t *testing.T) {
 }
 
 func TestMaskStringConfigDump(t *testing.T) {
-	out := MaskString(configDump())
-	for _, s := range []string{sDump1, sDump2, sDump3, sDump4} {
-		if strings.Contains(out, s) {
-			t.Errorf("secret %q survived MaskString:\n%s", s, out)
+	in := configDump()
+	for _, nl := range []string{"\n", "\r\n"} {
+		out := MaskString(strings.ReplaceAll(in, "\n", nl))
+		for _, s := range dumpSecrets {
+			if strings.Contains(out, s) {
+				t.Errorf("%q line ends: secret %q survived MaskString:\n%s", nl, s, out)
+			}
 		}
-	}
-	for _, keep := range []string{"host: db.local", `"service": "orders"`, `"port": 8080`, "DB_HOST=db.local", "database:"} {
-		if !strings.Contains(out, keep) {
-			t.Errorf("%q lost:\n%s", keep, out)
+		for _, keep := range dumpKept {
+			if !strings.Contains(out, keep) {
+				t.Errorf("%q line ends: %q lost:\n%s", nl, keep, out)
+			}
+		}
+		if again := MaskString(out); again != out {
+			t.Errorf("%q line ends: masking twice changed the text:\n%s\n---\n%s", nl, out, again)
 		}
 	}
 }
@@ -333,13 +407,44 @@ func TestMaskString(t *testing.T) {
 		{"postgres://u:pw@h/db", "postgres://u:[REDACTED]@h/db"},
 		{"dial redis://:pw@localhost:6379/0 failed", "dial redis://:[REDACTED]@localhost:6379/0 failed"},
 		{"amqp://guest:p@ss@rabbit:5672/", "amqp://guest:[REDACTED]@rabbit:5672/"},
-		{"https://user@github.com/x", "https://user@github.com/x"},
+		{"https://ghp_x1@github.com/x", "https://[REDACTED]@github.com/x"},
+		{"git clone ssh://deploy-token@host/repo.git", "git clone ssh://[REDACTED]@host/repo.git"},
+		{"https://h/x?to=a@b.example&y=1", "https://h/x?to=a@b.example&y=1"},
+		{"https://[REDACTED]@github.com", "https://[REDACTED]@github.com"},
 		{"http://host:8080/path?token=abc&x=1", "http://host:8080/path?token=[REDACTED]&x=1"},
 		{"{Host:db Password:hunter2 Port:5432}", "{Host:db Password:[REDACTED] Port:5432}"},
 		{"map[password:hunter2 user:bob]", "map[password:[REDACTED] user:bob]"},
 		{"DB_PASSWORD=x1\nAPI_KEY=x2\nHOST=h", "DB_PASSWORD=[REDACTED]\nAPI_KEY=[REDACTED]\nHOST=h"},
 		{"--password=x --user=y", "--password=[REDACTED] --user=y"},
-		{"pin: 1234, mapping: 5", "pin: [REDACTED], mapping: 5"},
+		{"pin: 1234, mapping: 5", "pin: [REDACTED]"},
+		{"x pin: 1234, mapping: 5", "x pin: [REDACTED], mapping: 5"},
+		// values that open a bracket go to the bracket that closes them
+		{`{"api_keys":["k1","k2"],"user":"bob"}`, `{"api_keys":[REDACTED],"user":"bob"}`},
+		{`{"password":{"v":"x","w":[1,2]},"n":1}`, `{"password":[REDACTED],"n":1}`},
+		{`{"token":["a]}","b"],"n":1}`, `{"token":[REDACTED],"n":1}`},
+		{`msg="{\"password\":{\"v\":\"x\"},\"n\":1}"`, `msg="{\"password\":[REDACTED],\"n\":1}"`},
+		{"map[tokens:[a b]]", "map[tokens:[REDACTED]]"},
+		{"map[auth:map[pw:x user:u] region:eu]", "map[auth:[REDACTED] region:eu]"},
+		{"{Name:x Auth:{User:u Pass:p} Port:1}", "{Name:x Auth:[REDACTED] Port:1}"},
+		{"password=x[a b] next", "password=[REDACTED] next"},
+		{"password=[never closed, x=1", "password=[REDACTED]"},
+		{"password=[REDACTED] x=1", "password=[REDACTED] x=1"},
+		// YAML: a key that starts its line takes the line, and the
+		// block below it
+		{"database:\n  password: correct horse staple\n  host: db", "database:\n  password: [REDACTED]\n  host: db"},
+		{"password: a\n  b c\nuser: bob", "password: [REDACTED]\nuser: bob"},
+		{"- password: a b\n- name: c", "- password: [REDACTED]\n- name: c"},
+		{"tls:\n  private_key: |\n    -----BEGIN-----\n    MIIE\n\n    -----END-----\nuser: bob", "tls:\n  private_key: [REDACTED]\nuser: bob"},
+		{"password: >-\n  a\n  b\nhost: h", "password: [REDACTED]\nhost: h"},
+		{"password: |+ # comment\n  a\nhost: h", "password: [REDACTED]\nhost: h"},
+		{"password: |", "password: [REDACTED]"},
+		{"tokens:\n  - a\n  - b\nuser: bob", "tokens: [REDACTED]\nuser: bob"},
+		{"tokens:\n- a\n- b\nuser: bob", "tokens: [REDACTED]\nuser: bob"},
+		{"password:\n  hunter2\nuser: bob", "password: [REDACTED]\nuser: bob"},
+		{"password: \r\n  hunter2\r\nuser: bob", "password: [REDACTED]\r\nuser: bob"},
+		{"password:\nuser: bob", "password:\nuser: bob"},
+		{"password: [a, b]\nuser: bob", "password: [REDACTED]\nuser: bob"},
+		{"password: [a,\n  b]\nuser: bob", "password: [REDACTED]\nuser: bob"},
 		{"author=bob monkey=george", "author=bob monkey=george"},
 		{"time 12:30:45 ok", "time 12:30:45 ok"},
 		{"password=", "password="},
@@ -404,22 +509,25 @@ func TestMessageLabels(t *testing.T) {
 		{"secrets: PLAINTEXT disk cache: secrets are written unencrypted", "secrets: PLAINTEXT disk cache: secrets are written unencrypted"},
 		// secrets are masked
 		{"password: hunter2", "password: [REDACTED]"},
-		{"password: hunter2 rejected", "password: [REDACTED] rejected"},
+		{"password: hunter2 rejected", "password: [REDACTED]"},
 		{"password: hunter", "password: [REDACTED]"},
-		{"password: hunter,", "password: [REDACTED],"},
-		{"password: hunter2, x", "password: [REDACTED], x"},
-		{"password: abc=def ghi", "password: [REDACTED] ghi"},
+		{"password: hunter,", "password: [REDACTED]"},
+		{"password: hunter2, x", "password: [REDACTED]"},
+		{"password: abc=def ghi", "password: [REDACTED]"},
 		{"token: abc", "token: [REDACTED]"},
 		{"token=abc", "token=[REDACTED]"},
 		{"token:abc def", "token:[REDACTED] def"},
-		{"authorization: basic dXNlcg== x", "authorization: [REDACTED] x"},
+		{"authorization: basic dXNlcg== x", "authorization: [REDACTED]"},
 		{"password: \"hunter two\" rejected", "password: \"[REDACTED]\" rejected"},
 		{"secrets: token: abc", "secrets: token: [REDACTED]"},
 		{"secrets: token=abc ok", "secrets: token=[REDACTED] ok"},
 		{"secrets: dial postgres://u:pw@h/db failed", "secrets: dial postgres://u:[REDACTED]@h/db failed"},
 		{"login password=hunter2 rejected", "login password=[REDACTED] rejected"},
-		{"Password: hunter rejected", "Password: [REDACTED] rejected"},
-		{"secrets:\n  token: abc", "secrets:\n  token: [REDACTED]"},
+		{"Password: hunter rejected", "Password: [REDACTED]"},
+		{"login failed, password: hunter2 rejected", "login failed, password: [REDACTED] rejected"},
+		{"secrets:\n  token: abc", "secrets: [REDACTED]"},
+		{"secrets: token: abc1 def", "secrets: token: [REDACTED]"},
+		{"config: tls:\n  private_key: |\n    MIIE\n  ca: x", "config: tls:\n  private_key: [REDACTED]\n  ca: x"},
 	}
 	for _, tc := range cases {
 		if got := defaultMasker.maskMessage(tc.in); got != tc.want {
@@ -428,7 +536,7 @@ func TestMessageLabels(t *testing.T) {
 	}
 	// MaskString, for attribute values and preformatted text, knows no
 	// labels.
-	if got := MaskString("secrets: manager ready"); got != "secrets: [REDACTED] ready" {
+	if got := MaskString("secrets: manager ready"); got != "secrets: [REDACTED]" {
 		t.Errorf("MaskString reads a label: %q", got)
 	}
 

@@ -31,7 +31,7 @@ func reveal(v reflect.Value) any {
 		return nil
 	}
 	if v.Type() == stringType {
-		return v.Interface().(String).v
+		return v.Interface().(String).Expose()
 	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:

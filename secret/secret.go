@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,25 +12,43 @@ const Redacted = "[REDACTED]"
 
 // String is a secret string. The zero value is an empty secret. It is
 // immutable and safe to copy and to share between goroutines.
+//
+// The value sits behind a pointer, so that a String in an unexported
+// struct field, where fmt cannot call its methods and prints the fields by
+// reflection, shows a pointer address and never the value. As a
+// consequence == compares identity, not value: two Strings made by
+// separate New calls from the same text are not ==, and neither are two
+// structs holding them. Compare secrets with Equal; a String copied from
+// another is == to it.
 type String struct {
-	v string
+	p *string
 }
 
-// New wraps a value as a secret.
-func New(v string) String { return String{v: v} }
+// New wraps a value as a secret. New("") returns the zero String.
+func New(v string) String {
+	if v == "" {
+		return String{}
+	}
+	return String{p: &v}
+}
 
 // Expose returns the real value. Call it only where the value is used
 // (a dial, a header), never to log or print.
-func (s String) Expose() string { return s.v }
+func (s String) Expose() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
 
 // IsZero reports whether the secret is empty.
-func (s String) IsZero() bool { return s.v == "" }
+func (s String) IsZero() bool { return s.p == nil || *s.p == "" }
 
 // Len returns the length of the value, which is safe to log.
-func (s String) Len() int { return len(s.v) }
+func (s String) Len() int { return len(s.Expose()) }
 
 // Equal compares two secrets by value.
-func (s String) Equal(o String) bool { return s.v == o.v }
+func (s String) Equal(o String) bool { return s.Expose() == o.Expose() }
 
 // String returns [REDACTED].
 func (s String) String() string { return Redacted }
@@ -62,14 +81,14 @@ func (s String) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `
 // UnmarshalJSON reads the real value from a JSON string.
 func (s *String) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
-		s.v = ""
+		*s = String{}
 		return nil
 	}
-	v, err := strconv.Unquote(string(b))
-	if err != nil {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
 		return fmt.Errorf("secret: value must be a JSON string")
 	}
-	s.v = v
+	*s = New(v)
 	return nil
 }
 
@@ -79,7 +98,7 @@ func (s String) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // UnmarshalText reads the real value. Config decoders use it.
 func (s *String) UnmarshalText(b []byte) error {
-	s.v = string(b)
+	*s = New(string(b))
 	return nil
 }
 
@@ -93,6 +112,6 @@ func (s *String) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal(&v); err != nil {
 		return fmt.Errorf("secret: value must be a string")
 	}
-	s.v = v
+	*s = New(v)
 	return nil
 }

@@ -149,6 +149,90 @@ func TestEqualAndLen(t *testing.T) {
 	if !a.Equal(b) || a.Len() != 1 || a.IsZero() || !(secret.String{}).IsZero() {
 		t.Fatal("Equal/Len/IsZero wrong")
 	}
+	if a.Equal(secret.New("y")) || a.Equal(secret.String{}) {
+		t.Fatal("Equal matched different values")
+	}
+	if c := a; c != a {
+		t.Fatal("a copy is not == to its original")
+	}
+	if secret.New("") != (secret.String{}) {
+		t.Fatal(`New("") is not the zero String`)
+	}
+}
+
+// TestZeroValueUsable: the zero String reads as empty everywhere.
+func TestZeroValueUsable(t *testing.T) {
+	var z secret.String
+	if z.Expose() != "" || z.Len() != 0 || !z.IsZero() || !z.Equal(secret.New("")) || z.String() != secret.Redacted {
+		t.Fatalf("zero value: %q %d %v", z.Expose(), z.Len(), z.IsZero())
+	}
+	b, err := json.Marshal(struct{ S secret.String }{})
+	if err != nil || string(b) != `{"S":"[REDACTED]"}` {
+		t.Fatalf("zero value JSON: %s %v", b, err)
+	}
+	if r, err := secret.RevealJSON(struct{ S secret.String }{}); err != nil || string(r) != `{"S":""}` {
+		t.Fatalf("zero value revealed: %s %v", r, err)
+	}
+}
+
+// TestUnmarshalLeavesCopiesAlone: unmarshalling into a String gives it a
+// new value and never changes a copy taken before.
+func TestUnmarshalLeavesCopiesAlone(t *testing.T) {
+	a := secret.New("before")
+	b := a
+	if err := b.UnmarshalText([]byte("after-text")); err != nil || b.Expose() != "after-text" {
+		t.Fatalf("UnmarshalText: %v %q", err, b.Expose())
+	}
+	if err := json.Unmarshal([]byte(`"after\/json"`), &b); err != nil || b.Expose() != "after/json" {
+		t.Fatalf("UnmarshalJSON: %v %q", err, b.Expose())
+	}
+	if err := yaml.Unmarshal([]byte("after-yaml"), &b); err != nil || b.Expose() != "after-yaml" {
+		t.Fatalf("UnmarshalYAML: %v %q", err, b.Expose())
+	}
+	if a.Expose() != "before" {
+		t.Fatalf("unmarshalling into a copy changed the original to %q", a.Expose())
+	}
+}
+
+type inner struct {
+	pw    secret.String
+	ptr   *secret.String
+	list  []secret.String
+	byKey map[string]secret.String
+	arr   [1]secret.String
+}
+
+type outer struct {
+	Name string
+	in   inner
+	deep struct{ in inner }
+	Pub  inner
+}
+
+// TestUnexportedFieldsDoNotLeak: fmt cannot call a method on a value in
+// an unexported field and prints its fields by reflection instead; the
+// value must not be among them, at any depth, through a pointer, a slice,
+// a map or an array.
+func TestUnexportedFieldsDoNotLeak(t *testing.T) {
+	s := secret.New(plain)
+	in := inner{pw: s, ptr: &s, list: []secret.String{s}, byKey: map[string]secret.String{"k": s}, arr: [1]secret.String{s}}
+	o := outer{Name: "visible-name", in: in, Pub: in}
+	o.deep.in = in
+	hexPlain := fmt.Sprintf("%x", plain)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%+q"} {
+		for name, v := range map[string]any{"struct": o, "pointer": &o, "inner": in, "slice": []outer{o}, "map": map[string]outer{"o": o}} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, plain) || strings.Contains(strings.ToLower(out), hexPlain) {
+				t.Errorf("%s %s leaked the secret: %s", verb, name, out)
+			}
+			if name == "struct" && verb != "%x" && verb != "%X" && verb != "%d" && !strings.Contains(out, "visible-name") {
+				t.Errorf("%s %s lost the rest of the struct: %s", verb, name, out)
+			}
+		}
+	}
+	if !o.in.pw.Equal(s) || o.deep.in.list[0].Expose() != plain {
+		t.Fatal("the value was lost")
+	}
 }
 
 func ExampleString() {
