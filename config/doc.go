@@ -73,7 +73,7 @@
 // key name (IsSensitiveKey: password, secret, token, key, credential,
 // auth, session, private, cert, dsn, connection string, ... matched as
 // words, so api_key is sensitive and keyboard is not; the log masker uses
-// the same rules), and URL passwords are masked.
+// the same rules), and URL passwords and user-only URL tokens are masked.
 //
 // # Reload
 //
