@@ -365,7 +365,7 @@ func resolvedDefaults(rs runtimeSections) map[string]any {
 		SectionLogging: lg, SectionLifecycle: lc, SectionAdmin: ad,
 		SectionMemory: rs.memory.WithDefaults(), SectionPool: pc, SectionScaling: rs.scaling.WithDefaults(),
 		SectionEngine: ec, SectionSelfRegulation: selfRegulationDefaults(rs.selfReg), SectionSecrets: rs.secrets.WithDefaults(),
-		SectionTelemetry: telemetryDefaults(rs.telemetry),
+		SectionTelemetry: telemetryDefaults(rs.telemetry), SectionDLQ: rs.dlq.WithDefaults(),
 	}
 }
 

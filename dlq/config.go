@@ -514,3 +514,51 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// WithDefaults returns c with every zero that stands for a default
+// replaced by that default, as the DLQ and its backends apply them: for
+// showing the effective section (config-defaults, config-check, /config).
+// Enabled flags, the mode, routing, rotation and the overflow policy keep
+// their values (their zero is itself the default).
+func (c Config) WithDefaults() Config {
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setStr := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	if len(c.Order) == 0 {
+		c.Order = append([]string(nil), DefaultOrder...)
+	}
+	setInt(&c.QueueCapacity, background.DefaultQueueCapacity)
+	setInt(&c.BatchSize, background.DefaultBatchSize)
+	setDur(&c.FlushInterval, background.DefaultFlushInterval)
+	setDur(&c.SyncInterval, DefaultSyncInterval)
+	setInt(&c.MaxAttempts, background.DefaultMaxAttempts)
+	setDur(&c.RetryBackoff, background.DefaultRetryBackoff)
+	setDur(&c.WriteTimeout, background.DefaultWriteTimeout)
+	setDur(&c.RouteWait, DefaultRouteWait)
+	setStr(&c.File.Path, DefaultFilePath)
+	setStr(&c.File.Prefix, DefaultFilePrefix)
+	setDur(&c.File.MaxAge, DefaultMaxAge)
+	setStr(&c.Kafka.Topic, DefaultKafkaTopic)
+	setStr(&c.Kafka.TopicSuffix, DefaultKafkaTopicSuffix)
+	setDur(&c.Kafka.SendTimeout, DefaultKafkaSendTimeout)
+	setStr(&c.Kafka.ClientID, DefaultKafkaClientID)
+	setDur(&c.HTTP.Timeout, DefaultHTTPTimeout)
+	if c.Redis.URL.Expose() == "" {
+		c.Redis.URL = secret.New(DefaultRedisURL)
+	}
+	setStr(&c.Redis.StreamKey, DefaultRedisStreamKey)
+	setDur(&c.Redis.Timeout, DefaultRedisTimeout)
+	return c
+}

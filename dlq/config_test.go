@@ -2,6 +2,7 @@ package dlq_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,26 @@ func TestModeRotationRoutingText(t *testing.T) {
 		if len(b) == 0 {
 			t.Error("empty text")
 		}
+	}
+}
+
+// TestConfigWithDefaults: every zero that stands for a default shows the
+// default the DLQ applies; values that are set are kept.
+func TestConfigWithDefaults(t *testing.T) {
+	d := dlq.Config{}.WithDefaults()
+	if d.QueueCapacity != 10000 || d.BatchSize != 256 || d.FlushInterval != 100*time.Millisecond ||
+		d.SyncInterval != time.Second || d.MaxAttempts != 3 || d.RouteWait != dlq.DefaultRouteWait {
+		t.Fatalf("queue defaults: %+v", d)
+	}
+	if !slices.Equal(d.Order, dlq.DefaultOrder) || d.File.Path != "dlq" || d.File.MaxAge != 30*24*time.Hour ||
+		d.Kafka.Topic != "keel.dlq" || d.Redis.URL.Expose() != "redis://127.0.0.1:6379" || d.Redis.StreamKey != "keel:dlq" {
+		t.Fatalf("backend defaults: %+v", d)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
+	set := dlq.Config{QueueCapacity: 5, MaxAttempts: -1, File: dlq.FileConfig{Path: "/var/dlq"}}.WithDefaults()
+	if set.QueueCapacity != 5 || set.MaxAttempts != -1 || set.File.Path != "/var/dlq" {
+		t.Fatalf("set values were replaced: %+v", set)
 	}
 }
