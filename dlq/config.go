@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -521,44 +522,29 @@ func unjoin(err error) []error {
 // Enabled flags, the mode, routing, rotation and the overflow policy keep
 // their values (their zero is itself the default).
 func (c Config) WithDefaults() Config {
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setStr := func(v *string, def string) {
-		if *v == "" {
-			*v = def
-		}
-	}
 	if len(c.Order) == 0 {
 		c.Order = append([]string(nil), DefaultOrder...)
 	}
-	setInt(&c.QueueCapacity, background.DefaultQueueCapacity)
-	setInt(&c.BatchSize, background.DefaultBatchSize)
-	setDur(&c.FlushInterval, background.DefaultFlushInterval)
-	setDur(&c.SyncInterval, DefaultSyncInterval)
-	setInt(&c.MaxAttempts, background.DefaultMaxAttempts)
-	setDur(&c.RetryBackoff, background.DefaultRetryBackoff)
-	setDur(&c.WriteTimeout, background.DefaultWriteTimeout)
-	setDur(&c.RouteWait, DefaultRouteWait)
-	setStr(&c.File.Path, DefaultFilePath)
-	setStr(&c.File.Prefix, DefaultFilePrefix)
-	setDur(&c.File.MaxAge, DefaultMaxAge)
-	setStr(&c.Kafka.Topic, DefaultKafkaTopic)
-	setStr(&c.Kafka.TopicSuffix, DefaultKafkaTopicSuffix)
-	setDur(&c.Kafka.SendTimeout, DefaultKafkaSendTimeout)
-	setStr(&c.Kafka.ClientID, DefaultKafkaClientID)
-	setDur(&c.HTTP.Timeout, DefaultHTTPTimeout)
+	c.QueueCapacity = cmp.Or(c.QueueCapacity, background.DefaultQueueCapacity)
+	c.BatchSize = cmp.Or(c.BatchSize, background.DefaultBatchSize)
+	c.FlushInterval = cmp.Or(c.FlushInterval, background.DefaultFlushInterval)
+	c.SyncInterval = cmp.Or(c.SyncInterval, DefaultSyncInterval)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, background.DefaultMaxAttempts)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, background.DefaultRetryBackoff)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, background.DefaultWriteTimeout)
+	c.RouteWait = cmp.Or(c.RouteWait, DefaultRouteWait)
+	c.File.Path = cmp.Or(c.File.Path, DefaultFilePath)
+	c.File.Prefix = cmp.Or(c.File.Prefix, DefaultFilePrefix)
+	c.File.MaxAge = cmp.Or(c.File.MaxAge, DefaultMaxAge)
+	c.Kafka.Topic = cmp.Or(c.Kafka.Topic, DefaultKafkaTopic)
+	c.Kafka.TopicSuffix = cmp.Or(c.Kafka.TopicSuffix, DefaultKafkaTopicSuffix)
+	c.Kafka.SendTimeout = cmp.Or(c.Kafka.SendTimeout, DefaultKafkaSendTimeout)
+	c.Kafka.ClientID = cmp.Or(c.Kafka.ClientID, DefaultKafkaClientID)
+	c.HTTP.Timeout = cmp.Or(c.HTTP.Timeout, DefaultHTTPTimeout)
 	if c.Redis.URL.Expose() == "" {
 		c.Redis.URL = secret.New(DefaultRedisURL)
 	}
-	setStr(&c.Redis.StreamKey, DefaultRedisStreamKey)
-	setDur(&c.Redis.Timeout, DefaultRedisTimeout)
+	c.Redis.StreamKey = cmp.Or(c.Redis.StreamKey, DefaultRedisStreamKey)
+	c.Redis.Timeout = cmp.Or(c.Redis.Timeout, DefaultRedisTimeout)
 	return c
 }

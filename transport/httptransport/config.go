@@ -1,6 +1,7 @@
 package httptransport
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -221,33 +222,15 @@ func validHeaderName(h string) bool {
 // records, 1 s retry_after). It does not validate c and leaves Metrics
 // and Logger as they are.
 func (c Config) WithDefaults() Config {
-	if c.Framing == "" {
-		c.Framing = NDJSON
-	}
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.Path == "" {
-		c.Path = DefaultPath
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.AckMode == "" {
-		c.AckMode = AckCommit
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = DefaultAckTimeout
-	}
-	if c.QueueRecords == 0 {
-		c.QueueRecords = DefaultQueueRecords
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.Framing = cmp.Or(c.Framing, NDJSON)
+	c.Listen = cmp.Or(c.Listen, DefaultListen)
+	c.Path = cmp.Or(c.Path, DefaultPath)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.AckMode = cmp.Or(c.AckMode, AckCommit)
+	c.AckTimeout = cmp.Or(c.AckTimeout, DefaultAckTimeout)
+	c.QueueRecords = cmp.Or(c.QueueRecords, DefaultQueueRecords)
+	c.RetryAfter = cmp.Or(c.RetryAfter, DefaultRetryAfter)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -92,15 +93,9 @@ func (c Config) Validate() error {
 // write_buffer_bytes 64 KiB; recv_timeout 0 waits). It does not validate
 // c and leaves Input, Output, Metrics and Logger as they are.
 func (c Config) WithDefaults() Config {
-	if c.MaxLineBytes == 0 {
-		c.MaxLineBytes = DefaultMaxLineBytes
-	}
-	if c.ReadBufferBytes == 0 {
-		c.ReadBufferBytes = DefaultReadBufferBytes
-	}
-	if c.WriteBufferBytes == 0 {
-		c.WriteBufferBytes = DefaultWriteBufferBytes
-	}
+	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, DefaultMaxLineBytes)
+	c.ReadBufferBytes = cmp.Or(c.ReadBufferBytes, DefaultReadBufferBytes)
+	c.WriteBufferBytes = cmp.Or(c.WriteBufferBytes, DefaultWriteBufferBytes)
 	return c
 }
 
