@@ -235,9 +235,6 @@ func (m *Matcher) lookup(h uint64) uint8 {
 // compared by 64-bit hash: a collision can only make a harmless key
 // sensitive, never hide a sensitive one.
 func (m *Matcher) Classify(key string) Class {
-	if m.endsInMeasure(key) {
-		return None
-	}
 	var (
 		ring    [MaxSeqWords]uint64
 		n       int  // words seen
@@ -289,10 +286,18 @@ func (m *Matcher) Classify(key string) Class {
 		}
 		return false
 	})
+	// The measure-word exemption is checked only for a key that matched,
+	// so the common, plain key pays for one scan.
 	if hit {
+		if m.endsInMeasure(key) {
+			return None
+		}
 		return Secret
 	}
 	settle(true, 0)
+	if class != None && m.endsInMeasure(key) {
+		return None
+	}
 	return class
 }
 
